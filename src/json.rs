@@ -1,0 +1,220 @@
+//! Strict JSON for untrusted input: duplicate member names and deep nesting are errors.
+//!
+//! `serde_json::Value` keeps the last of two members with the same name, so two parsers
+//! can read different claims from one token. [RFC 7515 §5.2](https://www.rfc-editor.org/rfc/rfc7515#section-5.2)
+//! allows a JWS to be rejected for duplicate header names, and this crate does so for the
+//! header, the claims and JWKS documents alike.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// Deepest nesting of arrays and objects accepted, counting the outermost object as 1.
+///
+/// Real claims nest two or three levels (`resource_access.client.roles`). The limit keeps
+/// recursion far inside the 1 MiB stack of a Rust wasm module; serde_json itself stops
+/// at 128.
+pub const MAX_DEPTH: usize = 100;
+
+/// Parses `bytes` as a JSON object with no duplicate member names and at most
+/// [`MAX_DEPTH`] levels of nesting.
+///
+/// # Errors
+///
+/// Returns a short lowercase message for invalid JSON, a value that is not an object,
+/// a duplicate name or too deep nesting.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue { depth: 1 }
+        .deserialize(&mut deserializer)
+        .map_err(|error| describe(&error))?;
+    deserializer.end().map_err(|error| describe(&error))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(format!("expected a JSON object, found {}", kind(&other))),
+    }
+}
+
+/// Returns the JSON kind of a value, for messages.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn describe(error: &serde_json::Error) -> String {
+    // serde_json's messages already name the position; drop its capitalisation habits.
+    let text = error.to_string();
+    if text.contains("recursion limit") {
+        return format!("JSON is nested more than {MAX_DEPTH} levels deep");
+    }
+    text
+}
+
+struct StrictValue {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Value, E> {
+        Number::from_f64(value)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let depth = self.nested()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictValue { depth })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let depth = self.nested()?;
+        let mut map = Map::new();
+        while let Some(name) = access.next_key::<String>()? {
+            if map.contains_key(&name) {
+                return Err(de::Error::custom(format!(
+                    "duplicate member {}",
+                    crate::error::Quoted(&name)
+                )));
+            }
+            let value = access.next_value_seed(StrictValue { depth })?;
+            map.insert(name, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+impl StrictValue {
+    fn nested<E: de::Error>(&self) -> Result<usize, E> {
+        if self.depth > MAX_DEPTH {
+            Err(E::custom(format!("JSON is nested more than {MAX_DEPTH} levels deep")))
+        } else {
+            Ok(self.depth + 1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+
+    fn nested(depth: usize) -> String {
+        // depth 1 is `{"x":0}`; each further level wraps the value in an array.
+        let mut text = String::from("{\"x\":");
+        for _ in 1..depth {
+            text.push('[');
+        }
+        text.push('0');
+        for _ in 1..depth {
+            text.push(']');
+        }
+        text.push('}');
+        text
+    }
+
+    #[test]
+    fn duplicate_member_rejected() {
+        let error = parse_object(br#"{"alg":"RS256","alg":"none"}"#).unwrap_err();
+        assert!(error.contains("duplicate member `alg`"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_member_in_nested_object_rejected() {
+        let error = parse_object(br#"{"a":{"b":1,"b":2}}"#).unwrap_err();
+        assert!(error.contains("duplicate member `b`"), "{error}");
+    }
+
+    #[test]
+    fn depth_limit_is_exact() {
+        assert!(parse_object(nested(MAX_DEPTH).as_bytes()).is_ok());
+        let error = parse_object(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert!(error.contains("nested more than"), "{error}");
+    }
+
+    #[test]
+    fn very_deep_nesting_fails_without_overflow() {
+        let error = parse_object(nested(7000).as_bytes()).unwrap_err();
+        assert!(error.contains("nested more than"), "{error}");
+    }
+
+    #[test]
+    fn non_objects_rejected() {
+        for input in [&b"[\"a\"]"[..], b"\"x\"", b"1", b"null", b"not json", b"{\"sub\":\"u\"}xyz"] {
+            assert!(parse_object(input).is_err(), "{:?}", core::str::from_utf8(input));
+        }
+    }
+
+    #[test]
+    fn byte_order_mark_rejected() {
+        assert!(parse_object(b"\xef\xbb\xbf{}").is_err());
+    }
+
+    #[test]
+    fn lone_surrogate_rejected() {
+        assert!(parse_object(br#"{"a":"\ud800"}"#).is_err());
+    }
+
+    #[test]
+    fn numbers_keep_their_kind() {
+        let map = parse_object(br#"{"i":9007199254740993,"f":1.5,"n":-3}"#).unwrap();
+        assert_eq!(map["i"].as_u64(), Some(9_007_199_254_740_993));
+        assert_eq!(map["f"].as_f64(), Some(1.5));
+        assert_eq!(map["n"].as_i64(), Some(-3));
+    }
+}

@@ -1,0 +1,335 @@
+//! Parsing of compact JWS tokens ([RFC 7515 §7.1](https://www.rfc-editor.org/rfc/rfc7515#section-7.1)).
+//!
+//! [`parse_token`] checks syntax only: size, three segments, canonical base64url and the
+//! JOSE header. The claims are decoded from base64url but not parsed as JSON until the
+//! signature has been verified, so unauthenticated input reaches the JSON parser only in
+//! the header. [`inspect_token`] parses both without any check and must never be used to
+//! authorize anything.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde_json::{Map, Value};
+
+use crate::error::{ParseError, Segment};
+use crate::json;
+
+/// Default maximum token length in bytes, checked before any decoding.
+///
+/// Access tokens are usually under 2 KiB; headers with `x5c` certificate chains reach
+/// about 9 KiB. Policies may raise it up to [`MAX_TOKEN_BYTES_LIMIT`].
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Highest value a policy may set for the maximum token length; Envoy's default limit
+/// for all request headers together is 60 KiB.
+pub const MAX_TOKEN_BYTES_LIMIT: usize = 64 * 1024;
+
+/// Longest `kid` used for key lookup; a longer one cannot match any key.
+pub const MAX_KID_BYTES: usize = 1024;
+
+/// A JOSE header ([RFC 7515 §4](https://www.rfc-editor.org/rfc/rfc7515#section-4)).
+///
+/// Only members this crate acts on are typed. Key-carrying members (`jwk`, `jku`, `x5u`,
+/// `x5c`, `x5t`) stay in [`Header::other`] and are never used to choose or build a key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    /// `alg`, compared case-sensitively with the policy's allowlist.
+    pub alg: String,
+    /// `kid`, an opaque lookup string.
+    pub kid: Option<String>,
+    /// `typ`, the media type of the whole JWS.
+    pub typ: Option<String>,
+    /// `cty`, the media type of the payload.
+    pub cty: Option<String>,
+    /// Every other member, untouched.
+    pub other: Map<String, Value>,
+}
+
+impl Header {
+    /// Parses a decoded header.
+    ///
+    /// # Errors
+    ///
+    /// [`ParseError::Header`] for invalid JSON, duplicate members, a missing or non-string
+    /// `alg`, or a non-string `kid`, `typ` or `cty`; [`ParseError::UnsupportedCritical`]
+    /// when `crit` is present or `b64` is `false`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
+        let mut map = json::parse_object(bytes).map_err(|reason| ParseError::Header { reason })?;
+        let alg = match map.remove("alg") {
+            Some(Value::String(alg)) => alg,
+            Some(other) => {
+                return Err(header_error(alloc::format!(
+                    "`alg` must be a string, found {}",
+                    json::kind(&other)
+                )));
+            }
+            None => return Err(header_error("`alg` is missing".to_string())),
+        };
+        let kid = optional_string(&mut map, "kid")?;
+        let typ = optional_string(&mut map, "typ")?;
+        let cty = optional_string(&mut map, "cty")?;
+
+        // No JWS extension is implemented, so any critical extension makes the token
+        // invalid (RFC 7515 §4.1.11), including `crit: []`, which is itself invalid.
+        if let Some(crit) = map.get("crit") {
+            let names = match crit {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(name) => name.clone(),
+                        other => alloc::format!("<{}>", json::kind(other)),
+                    })
+                    .collect(),
+                other => alloc::vec![alloc::format!("<{}>", json::kind(other))],
+            };
+            return Err(ParseError::UnsupportedCritical { names });
+        }
+        // RFC 7797 unencoded payloads change what the signature covers.
+        if let Some(b64) = map.get("b64") {
+            if b64 != &Value::Bool(true) {
+                return Err(ParseError::UnsupportedCritical { names: alloc::vec!["b64".to_string()] });
+            }
+        }
+        if let Some(cty) = &cty {
+            if cty.eq_ignore_ascii_case("jwt") {
+                return Err(header_error("nested JWTs (`cty: JWT`) are not supported".to_string()));
+            }
+        }
+        Ok(Self { alg, kid, typ, cty, other: map })
+    }
+}
+
+fn header_error(reason: String) -> ParseError {
+    ParseError::Header { reason }
+}
+
+fn optional_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, ParseError> {
+    match map.remove(name) {
+        None => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(other) => Err(header_error(alloc::format!(
+            "`{name}` must be a string, found {}",
+            json::kind(&other)
+        ))),
+    }
+}
+
+/// A token whose syntax was checked and whose signature was not.
+///
+/// Only [`crate::verify::Verifier::verify`] turns it into a
+/// [`crate::verify::VerifiedToken`].
+#[derive(Clone, Debug)]
+pub struct UntrustedToken<'a> {
+    signing_input: &'a str,
+    header: Header,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl<'a> UntrustedToken<'a> {
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The bytes the signature covers: `BASE64URL(header) "." BASE64URL(payload)`.
+    pub fn signing_input(&self) -> &'a str {
+        self.signing_input
+    }
+
+    /// The decoded signature.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The decoded payload, not yet parsed.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+/// Parses a compact JWS, checking its length before any decoding.
+///
+/// Checks: `token.len() <= max_bytes`; exactly three segments; each segment canonical
+/// unpadded base64url (no padding, no `+` or `/`, no whitespace, zero trailing bits);
+/// the header a JSON object with a string `alg`, no duplicate members, no `crit`.
+/// Does NOT check the algorithm, the key, the signature or any claim.
+///
+/// # Errors
+///
+/// [`ParseError`] naming the first failed check.
+pub fn parse_token(token: &str, max_bytes: usize) -> Result<UntrustedToken<'_>, ParseError> {
+    if token.len() > max_bytes {
+        return Err(ParseError::TooLarge { actual: token.len(), max: max_bytes });
+    }
+    let (header_b64, payload_b64, signature_b64) = split(token)?;
+    let header_bytes = decode(header_b64, Segment::Header)?;
+    let payload = decode(payload_b64, Segment::Payload)?;
+    let signature = decode(signature_b64, Segment::Signature)?;
+    let header = Header::from_json(&header_bytes)?;
+    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+    Ok(UntrustedToken { signing_input, header, payload, signature })
+}
+
+fn split(token: &str) -> Result<(&str, &str, &str), ParseError> {
+    let mut parts = token.splitn(4, '.');
+    let header = parts.next().unwrap_or_default();
+    let payload = parts.next();
+    let signature = parts.next();
+    match (payload, signature, parts.next()) {
+        (Some(payload), Some(signature), None) if !header.is_empty() && !payload.is_empty() => {
+            Ok((header, payload, signature))
+        }
+        (Some(_), Some(_), None) => Err(ParseError::Malformed { segments: 3 }),
+        (Some(_), Some(_), Some(_)) => Err(ParseError::Malformed { segments: 4 }),
+        (Some(_), None, _) => Err(ParseError::Malformed { segments: 2 }),
+        (None, _, _) => Err(ParseError::Malformed { segments: usize::from(!token.is_empty()) }),
+    }
+}
+
+/// Decodes canonical unpadded base64url ([RFC 7515 §2](https://www.rfc-editor.org/rfc/rfc7515#section-2)).
+pub(crate) fn decode(segment: &str, which: Segment) -> Result<Vec<u8>, ParseError> {
+    Base64UrlUnpadded::decode_vec(segment).map_err(|_| ParseError::Base64 { segment: which })
+}
+
+/// Header and claims of a token, decoded without any check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InspectedToken {
+    /// The whole header as JSON.
+    pub header: Map<String, Value>,
+    /// The whole claims set as JSON.
+    pub claims: Map<String, Value>,
+}
+
+/// Decodes a token's header and claims WITHOUT verifying anything.
+///
+/// Never authorize a request with the result: anyone can write a token that decodes.
+/// Use it to show a token to a person, or to read `exp` for refresh timing on the client.
+/// It rejects what cannot be decoded (size, segments, base64url, JSON, duplicate members)
+/// but ignores `alg`, `crit`, the signature and every claim's value.
+///
+/// # Errors
+///
+/// [`ParseError`] when the token cannot be decoded.
+pub fn inspect_token(token: &str, max_bytes: usize) -> Result<InspectedToken, ParseError> {
+    if token.len() > max_bytes {
+        return Err(ParseError::TooLarge { actual: token.len(), max: max_bytes });
+    }
+    let (header_b64, payload_b64, signature_b64) = split(token)?;
+    let header_bytes = decode(header_b64, Segment::Header)?;
+    let payload = decode(payload_b64, Segment::Payload)?;
+    decode(signature_b64, Segment::Signature)?;
+    let header = json::parse_object(&header_bytes).map_err(|reason| ParseError::Header { reason })?;
+    let claims = json::parse_object(&payload).map_err(|reason| ParseError::Claims { reason })?;
+    Ok(InspectedToken { header, claims })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RFC7515_A1: &str = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+    fn b64(text: &str) -> String {
+        Base64UrlUnpadded::encode_string(text.as_bytes())
+    }
+
+    #[test]
+    fn parses_rfc7515_a1() {
+        let token = parse_token(RFC7515_A1, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+        assert_eq!(token.header().alg, "HS256");
+        assert_eq!(token.header().typ.as_deref(), Some("JWT"));
+        assert_eq!(token.signature().len(), 32);
+        assert!(RFC7515_A1.starts_with(token.signing_input()));
+    }
+
+    #[test]
+    fn size_checked_before_decoding() {
+        let huge = "a.".repeat(1_000_000) + "b";
+        let error = parse_token(&huge, DEFAULT_MAX_TOKEN_BYTES).unwrap_err();
+        assert!(matches!(error, ParseError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn segment_counts() {
+        let header = b64(r#"{"alg":"none"}"#);
+        assert_eq!(parse_token("", 100).unwrap_err(), ParseError::Malformed { segments: 0 });
+        assert_eq!(parse_token("abc", 100).unwrap_err(), ParseError::Malformed { segments: 1 });
+        let two = alloc::format!("{header}.e30");
+        assert_eq!(parse_token(&two, 100).unwrap_err(), ParseError::Malformed { segments: 2 });
+        let four = alloc::format!("{header}.e30.AA.AA");
+        assert_eq!(parse_token(&four, 100).unwrap_err(), ParseError::Malformed { segments: 4 });
+        let empty_payload = alloc::format!("{header}..AA");
+        assert!(matches!(parse_token(&empty_payload, 100), Err(ParseError::Malformed { .. })));
+    }
+
+    #[test]
+    fn empty_signature_segment_parses() {
+        let token = alloc::format!("{}.e30.", b64(r#"{"alg":"none"}"#));
+        let parsed = parse_token(&token, 100).unwrap();
+        assert!(parsed.signature().is_empty());
+    }
+
+    #[test]
+    fn non_canonical_base64_rejected() {
+        let (head, signature) = RFC7515_A1.rsplit_once('.').unwrap();
+        let variants = [
+            alloc::format!("{head}.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl"),
+            alloc::format!("{head}.{signature}="),
+            alloc::format!("{head}.dBjftJeZ4CVP+mB92K27uhbUJU1p1r/wW1gFWFOEjXk"),
+            alloc::format!("{head}.dBjftJeZ4CVP mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            alloc::format!("{head}.dBjftJeZ4CVP%3DmB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            alloc::format!("{head}.{signature}\n"),
+            alloc::format!("{head}.{signature}AA"),
+        ];
+        for variant in &variants {
+            let error = parse_token(variant, DEFAULT_MAX_TOKEN_BYTES).unwrap_err();
+            assert_eq!(error, ParseError::Base64 { segment: Segment::Signature }, "{variant}");
+        }
+    }
+
+    #[test]
+    fn header_shape_errors() {
+        let cases = [
+            (r#"{"typ":"JWT"}"#, "`alg` is missing"),
+            (r#"{"alg":1}"#, "`alg` must be a string"),
+            (r#"{"alg":"RS256","kid":123}"#, "`kid` must be a string"),
+            (r#"{"alg":"RS256","kid":null}"#, "`kid` must be a string"),
+            (r#"{"alg":"RS256","kid":["a"]}"#, "`kid` must be a string"),
+            (r#"{"alg":"RS256","alg":"none"}"#, "duplicate member"),
+            (r#"{"alg":"RS256","cty":"JWT"}"#, "nested JWTs"),
+        ];
+        for (header, expected) in cases {
+            let token = alloc::format!("{}.e30.AA", b64(header));
+            match parse_token(&token, 1000) {
+                Err(ParseError::Header { reason }) => assert!(reason.contains(expected), "{reason}"),
+                other => panic!("{header}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn crit_always_rejected() {
+        for header in [
+            r#"{"alg":"RS256","crit":["exp-policy"],"exp-policy":"mfa"}"#,
+            r#"{"alg":"RS256","crit":["b64"],"b64":false}"#,
+            r#"{"alg":"RS256","crit":[]}"#,
+            r#"{"alg":"RS256","crit":["alg"]}"#,
+            r#"{"alg":"RS256","crit":"foo"}"#,
+            r#"{"alg":"RS256","crit":["foo","foo"]}"#,
+            r#"{"alg":"RS256","b64":false}"#,
+        ] {
+            let token = alloc::format!("{}.e30.AA", b64(header));
+            let error = parse_token(&token, 1000).unwrap_err();
+            assert!(matches!(error, ParseError::UnsupportedCritical { .. }), "{header}");
+        }
+    }
+
+    #[test]
+    fn inspect_reads_claims_without_checks() {
+        let inspected = inspect_token(RFC7515_A1, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+        assert_eq!(inspected.claims["iss"], "joe");
+        assert_eq!(inspected.header["alg"], "HS256");
+    }
+}
