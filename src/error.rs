@@ -485,6 +485,16 @@ pub type ClaimName = String;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VerifyError {
+    /// The request carries no token where the provider looks for one.
+    Missing,
+    /// A header or parameter uses the token's scheme or name but is not well formed.
+    MalformedCredential {
+        /// Where: a header, parameter or cookie name.
+        location: String,
+    },
+    /// The request carries more than one token for a provider
+    /// ([RFC 6750 §2](https://www.rfc-editor.org/rfc/rfc6750#section-2): one method only).
+    MultipleTokens,
     /// The token could not be parsed.
     Parse(ParseError),
     /// The header's `alg` is not in the policy's allowlist.
@@ -609,6 +619,9 @@ impl VerifyError {
     /// Returns the stable code.
     pub const fn code(&self) -> ErrorCode {
         match self {
+            Self::Missing => ErrorCode::TokenMissing,
+            Self::MalformedCredential { .. } => ErrorCode::AuthorizationMalformed,
+            Self::MultipleTokens => ErrorCode::TokenMultiple,
             Self::Parse(error) => error.code(),
             Self::AlgorithmNotAllowed { .. } => ErrorCode::AlgorithmNotAllowed,
             Self::KeyNotFound { .. } => ErrorCode::KeyNotFound,
@@ -665,6 +678,11 @@ fn write_list(f: &mut fmt::Formatter<'_>, values: &[String]) -> fmt::Result {
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Missing => f.write_str("the request has no bearer token"),
+            Self::MalformedCredential { location } => {
+                write!(f, "credential in {} is malformed; send exactly `Bearer <token>`", Quoted(location))
+            }
+            Self::MultipleTokens => f.write_str("the request carries more than one token; send exactly one"),
             Self::Parse(error) => fmt::Display::fmt(error, f),
             Self::AlgorithmNotAllowed { alg } => {
                 write!(f, "algorithm {} is not allowed by the policy", Quoted(alg))

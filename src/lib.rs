@@ -60,9 +60,14 @@ extern crate std;
 pub mod alg;
 pub mod bearer;
 pub mod claims;
+pub mod config;
+#[cfg(feature = "envoy")]
+pub mod envoy;
 pub mod error;
+pub mod gate;
 pub mod json;
 pub mod jwks;
+pub mod keycache;
 pub mod pkce;
 pub mod policy;
 pub mod token;
@@ -74,13 +79,13 @@ pub use policy::Policy;
 pub use token::{inspect_token, parse_token};
 pub use verify::{verify_token, VerifiedToken, Verifier};
 
-// Builds for the browser get randomness from `crypto.getRandomValues` (getrandom's `js`
-// feature). Other wasm builds without an OS (the `wasm32v1-none` check) never need
-// randomness: the core takes random bytes as arguments, so this source always fails.
-#[cfg(all(target_arch = "wasm32", not(target_os = "wasi"), not(feature = "web")))]
+// wasm builds without an OS never need getrandom: the core takes random bytes as
+// arguments, and the browser adapter (`web`) reads `crypto.getRandomValues` itself. The
+// dependency is linked only because `rsa` names it, so this source always fails.
+#[cfg(all(target_arch = "wasm32", not(target_os = "wasi")))]
 fn no_randomness(_buffer: &mut [u8]) -> Result<(), getrandom::Error> {
     Err(getrandom::Error::UNSUPPORTED)
 }
 
-#[cfg(all(target_arch = "wasm32", not(target_os = "wasi"), not(feature = "web")))]
+#[cfg(all(target_arch = "wasm32", not(target_os = "wasi")))]
 getrandom::register_custom_getrandom!(no_randomness);

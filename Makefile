@@ -1,0 +1,55 @@
+# portcullis: `make demo` runs the main job, `make test` runs every test. Both install
+# what they need first (.ci/install.sh is idempotent).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+FILTER_WASM := target/wasm32-wasip1/wasm-release/portcullis.wasm
+ENVOY_HOST := target/release/envoy-host
+
+.PHONY: demo test pkg filter host bench install install-browser test-rust test-wasm test-js test-demo check-nostd clean
+
+install:
+	.ci/install.sh rust-targets npm wasm-bindgen
+
+install-browser:
+	.ci/install.sh chromium
+
+# The Envoy filter: a proxy-wasm module for wasm32-wasip1.
+filter: install
+	$(CARGO) rustc --lib --profile wasm-release --target wasm32-wasip1 --features envoy --crate-type cdylib
+
+# The Envoy stand-in used by the demo.
+host:
+	$(CARGO) build --release -p portcullis-envoy-host --bin envoy-host
+
+# The npm package in pkg/.
+pkg: install
+	js/package/build.sh
+
+demo: install filter host pkg
+	node js/demo/demo.mjs --filter-wasm $(FILTER_WASM) --envoy-host $(ENVOY_HOST)
+
+check-nostd: install
+	$(CARGO) rustc --lib --target wasm32v1-none --crate-type rlib
+
+test-rust: install filter
+	$(CARGO) test --workspace
+	$(CARGO) test --features es256k --lib --tests
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-wasm: install install-browser
+	js/package/test-wasm.sh
+
+test-js: pkg
+	cd js && npm test
+
+test-demo: demo
+
+test: check-nostd test-rust test-wasm test-js test-demo
+
+bench: install filter pkg
+	.ci/bench.sh
+
+clean:
+	$(CARGO) clean
+	find pkg -mindepth 1 ! -name README.md -delete

@@ -1,0 +1,473 @@
+//! The gate configuration shared by the Envoy filter and the edge worker: named
+//! providers (each a [`ProviderConfig`]), rules that say which requests need which
+//! providers, and how failures are answered.
+//!
+//! Field names follow Envoy's `jwt_authn` filter (`providers`, `rules`, `requires`,
+//! `provider_name`, `requires_any`, `requires_all`, `allow_missing`,
+//! `allow_missing_or_failed`, `bypass_cors_preflight`).
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::jwks::{KeySet, KeySetOptions};
+use crate::policy::{is_token_char, ClaimPath, DurationMs, HeaderSource, Policy, ProviderConfig, RemoteJwks};
+
+/// Most providers in one configuration.
+pub const MAX_PROVIDERS: usize = 64;
+
+/// Deepest nesting of `requires_any` / `requires_all`.
+pub const MAX_REQUIREMENT_DEPTH: usize = 8;
+
+/// The configuration document.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Providers by name.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Rules, first match wins. Unset: every request requires one of the providers.
+    #[serde(default)]
+    pub rules: Option<Vec<RuleConfig>>,
+    /// Let CORS preflight requests (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) through without a token; default false.
+    #[serde(default)]
+    pub bypass_cors_preflight: Option<bool>,
+    /// How failures are answered.
+    #[serde(default)]
+    pub failure: Option<FailureConfig>,
+}
+
+/// One rule.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Which requests the rule applies to.
+    #[serde(rename = "match")]
+    pub route: RouteMatch,
+    /// What they need. Unset: nothing (the request passes without a token).
+    #[serde(default)]
+    pub requires: Option<RequirementConfig>,
+}
+
+/// A request matcher: path prefix or exact path, and optionally methods.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Path prefix (the query string is not part of the path).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Exact path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Methods; unset: any.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+}
+
+/// A requirement as written; exactly one field must be set.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementConfig {
+    /// A token verified by this provider.
+    #[serde(default)]
+    pub provider_name: Option<String>,
+    /// A token verified by any of these.
+    #[serde(default)]
+    pub requires_any: Option<RequirementList>,
+    /// Tokens verified by all of these.
+    #[serde(default)]
+    pub requires_all: Option<RequirementList>,
+    /// No token is fine; a token that is present must verify with some provider.
+    #[serde(default)]
+    pub allow_missing: Option<Empty>,
+    /// Anything passes; a token that verifies still produces its outputs.
+    #[serde(default)]
+    pub allow_missing_or_failed: Option<Empty>,
+}
+
+/// The list inside `requires_any` / `requires_all`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementList {
+    /// The requirements.
+    pub requirements: Vec<RequirementConfig>,
+}
+
+/// An empty JSON object, as Envoy writes marker messages (`"allow_missing": {}`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// How failures are answered.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FailureConfig {
+    /// `realm` of the challenge; default: the request URL without its query.
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// Answer with a JSON body `{"error", "error_description", "code"}`; default plain text.
+    #[serde(default)]
+    pub json_body: Option<bool>,
+    /// Leave out `error_description` and the body (Envoy's `strip_failure_response`).
+    #[serde(default)]
+    pub strip_details: Option<bool>,
+}
+
+/// A checked requirement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// One provider, by index.
+    Provider(usize),
+    /// Any of.
+    Any(Vec<Requirement>),
+    /// All of.
+    All(Vec<Requirement>),
+    /// Missing tokens pass; present ones must verify.
+    AllowMissing,
+    /// Everything passes.
+    AllowMissingOrFailed,
+}
+
+/// A checked rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Path prefix.
+    pub prefix: Option<String>,
+    /// Exact path.
+    pub path: Option<String>,
+    /// Methods, upper case; empty: any.
+    pub methods: Vec<String>,
+    /// `None`: no token needed.
+    pub requires: Option<Requirement>,
+}
+
+impl Rule {
+    /// Whether the rule applies to a request.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
+        let path_ok = match (&self.path, &self.prefix) {
+            (Some(exact), _) => path == exact,
+            (None, Some(prefix)) => path.starts_with(prefix.as_str()),
+            (None, None) => true,
+        };
+        path_ok && (self.methods.is_empty() || self.methods.iter().any(|allowed| allowed.eq_ignore_ascii_case(method)))
+    }
+}
+
+/// Where a provider takes its keys from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// Keys parsed from the configuration.
+    Local(KeySet),
+    /// Keys fetched over HTTP.
+    Remote(RemoteJwks),
+}
+
+/// Token locations of a provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSources {
+    /// Headers with their prefixes.
+    pub headers: Vec<HeaderSource>,
+    /// Query parameters.
+    pub params: Vec<String>,
+    /// Cookies.
+    pub cookies: Vec<String>,
+}
+
+/// A claim copied to a header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimOutput {
+    /// Lower-case header name.
+    pub header: String,
+    /// Claim path.
+    pub claim: ClaimPath,
+}
+
+/// A checked provider.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// Its name in the configuration.
+    pub name: String,
+    /// The verification policy.
+    pub policy: Policy,
+    /// Where keys come from.
+    pub keys: KeySource,
+    /// Where tokens come from.
+    pub sources: TokenSources,
+    /// Keep the credential in the forwarded request.
+    pub forward: bool,
+    /// Header for the verified payload.
+    pub payload_header: Option<String>,
+    /// Claims to headers.
+    pub claim_headers: Vec<ClaimOutput>,
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    /// Providers, in name order.
+    pub providers: Vec<Provider>,
+    /// Rules; `None`: every request requires any provider.
+    pub rules: Option<Vec<Rule>>,
+    /// Whether CORS preflights pass.
+    pub bypass_cors_preflight: bool,
+    /// Realm; `None`: the request URL.
+    pub realm: Option<String>,
+    /// JSON bodies.
+    pub json_body: bool,
+    /// No details in replies.
+    pub strip_details: bool,
+    /// Every header the gate writes, lower case; removed from every incoming request.
+    pub output_headers: Vec<String>,
+}
+
+impl Gate {
+    /// Parses and checks a configuration document.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the first unknown field or invalid value, with its path
+    /// (e.g. `providers.idp.algorithms[0]`).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config: GateConfig =
+            serde_json::from_slice(bytes).map_err(|error| ConfigError::Syntax { message: error.to_string() })?;
+        Self::compile(&config)
+    }
+
+    /// Checks a parsed configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gate::from_json`].
+    pub fn compile(config: &GateConfig) -> Result<Self, ConfigError> {
+        if config.providers.is_empty() {
+            return Err(ConfigError::invalid("providers", "configure at least one provider"));
+        }
+        if config.providers.len() > MAX_PROVIDERS {
+            return Err(ConfigError::invalid("providers", alloc::format!("at most {MAX_PROVIDERS} providers are allowed")));
+        }
+        let mut providers = Vec::new();
+        for (name, provider) in &config.providers {
+            providers.push(compile_provider(name, provider)?);
+        }
+        let names: Vec<&str> = providers.iter().map(|provider| provider.name.as_str()).collect();
+        let rules = match &config.rules {
+            None => None,
+            Some(rules) => {
+                let mut compiled = Vec::new();
+                for (index, rule) in rules.iter().enumerate() {
+                    compiled.push(compile_rule(&alloc::format!("rules[{index}]"), rule, &names)?);
+                }
+                Some(compiled)
+            }
+        };
+        let failure = config.failure.clone().unwrap_or_default();
+        let mut output_headers: Vec<String> = Vec::new();
+        for provider in &providers {
+            for name in provider.claim_headers.iter().map(|output| &output.header).chain(&provider.payload_header) {
+                if !output_headers.contains(name) {
+                    output_headers.push(name.clone());
+                }
+            }
+        }
+        for provider in &providers {
+            for source in &provider.sources.headers {
+                if output_headers.contains(&source.name.to_ascii_lowercase()) {
+                    return Err(ConfigError::invalid(
+                        alloc::format!("providers.{}.from_headers", provider.name),
+                        alloc::format!("{:?} is also an output header; outputs are removed from every request", source.name),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            providers,
+            rules,
+            bypass_cors_preflight: config.bypass_cors_preflight.unwrap_or(false),
+            realm: failure.realm,
+            json_body: failure.json_body.unwrap_or(false),
+            strip_details: failure.strip_details.unwrap_or(false),
+            output_headers,
+        })
+    }
+
+    /// Finds a provider's index by name.
+    pub fn provider_index(&self, name: &str) -> Option<usize> {
+        self.providers.iter().position(|provider| provider.name == name)
+    }
+}
+
+fn compile_provider(name: &str, config: &ProviderConfig) -> Result<Provider, ConfigError> {
+    let prefix = alloc::format!("providers.{name}");
+    if name.is_empty() || !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.')) {
+        return Err(ConfigError::invalid(prefix, "provider names use letters, digits, `-`, `_` and `.` only"));
+    }
+    let policy = config.compile(&prefix)?;
+    let keys = match (&config.local_jwks, &config.remote_jwks) {
+        (Some(local), None) => {
+            let document = match (&local.inline_string, &local.inline) {
+                (Some(text), _) => text.clone().into_bytes(),
+                (None, Some(value)) => value.to_string().into_bytes(),
+                (None, None) => Vec::new(),
+            };
+            let set = KeySet::from_json(&document, KeySetOptions { allow_symmetric: true })
+                .map_err(|error| ConfigError::invalid(alloc::format!("{prefix}.local_jwks"), error.to_string()))?;
+            KeySource::Local(set)
+        }
+        (None, Some(remote)) => KeySource::Remote(remote.clone()),
+        _ => {
+            return Err(ConfigError::invalid(prefix, "set exactly one of `local_jwks` and `remote_jwks`"));
+        }
+    };
+    let headers = match &config.from_headers {
+        Some(headers) => headers
+            .iter()
+            .map(|source| HeaderSource { name: source.name.to_ascii_lowercase(), value_prefix: source.value_prefix.clone() })
+            .collect(),
+        None if config.from_params.is_some() || config.from_cookies.is_some() => Vec::new(),
+        None => alloc::vec![HeaderSource { name: String::from("authorization"), value_prefix: Some(String::from("Bearer ")) }],
+    };
+    let params = config.from_params.clone().unwrap_or_default();
+    let cookies = config.from_cookies.clone().unwrap_or_default();
+    for (field, values) in [("from_params", &params), ("from_cookies", &cookies)] {
+        if values.iter().any(|value| value.is_empty() || !value.bytes().all(is_token_char)) {
+            return Err(ConfigError::invalid(alloc::format!("{prefix}.{field}"), "names must be non-empty tokens"));
+        }
+    }
+    if headers.is_empty() && params.is_empty() && cookies.is_empty() {
+        return Err(ConfigError::invalid(prefix, "configure at least one token source"));
+    }
+    let claim_headers = config
+        .claim_to_headers
+        .iter()
+        .flatten()
+        .map(|output| ClaimOutput { header: output.header_name.to_ascii_lowercase(), claim: output.claim_name.clone() })
+        .collect();
+    Ok(Provider {
+        name: name.to_string(),
+        policy,
+        keys,
+        sources: TokenSources { headers, params, cookies },
+        forward: config.forward.unwrap_or(false),
+        payload_header: config.forward_payload_header.as_ref().map(|name| name.to_ascii_lowercase()),
+        claim_headers,
+    })
+}
+
+fn compile_rule(path: &str, rule: &RuleConfig, names: &[&str]) -> Result<Rule, ConfigError> {
+    let route = &rule.route;
+    if route.prefix.is_some() && route.path.is_some() {
+        return Err(ConfigError::invalid(alloc::format!("{path}.match"), "set `prefix` or `path`, not both"));
+    }
+    for value in route.prefix.iter().chain(&route.path) {
+        if !value.starts_with('/') {
+            return Err(ConfigError::invalid(alloc::format!("{path}.match"), "paths start with `/`"));
+        }
+    }
+    let methods = route.methods.clone().unwrap_or_default();
+    if methods.iter().any(|method| method.is_empty() || !method.bytes().all(is_token_char)) {
+        return Err(ConfigError::invalid(alloc::format!("{path}.match.methods"), "methods must be HTTP method names"));
+    }
+    let requires = match &rule.requires {
+        None => None,
+        Some(requirement) => Some(compile_requirement(&alloc::format!("{path}.requires"), requirement, names, 0)?),
+    };
+    Ok(Rule {
+        prefix: route.prefix.clone(),
+        path: route.path.clone(),
+        methods: methods.iter().map(|method| method.to_ascii_uppercase()).collect(),
+        requires,
+    })
+}
+
+fn compile_requirement(path: &str, config: &RequirementConfig, names: &[&str], depth: usize) -> Result<Requirement, ConfigError> {
+    if depth > MAX_REQUIREMENT_DEPTH {
+        return Err(ConfigError::invalid(path, alloc::format!("requirements nest at most {MAX_REQUIREMENT_DEPTH} levels")));
+    }
+    let set = [
+        config.provider_name.is_some(),
+        config.requires_any.is_some(),
+        config.requires_all.is_some(),
+        config.allow_missing.is_some(),
+        config.allow_missing_or_failed.is_some(),
+    ]
+    .iter()
+    .filter(|set| **set)
+    .count();
+    if set != 1 {
+        return Err(ConfigError::invalid(
+            path,
+            "set exactly one of `provider_name`, `requires_any`, `requires_all`, `allow_missing`, `allow_missing_or_failed`",
+        ));
+    }
+    if let Some(name) = &config.provider_name {
+        let index = names
+            .iter()
+            .position(|known| known == name)
+            .ok_or_else(|| ConfigError::invalid(path, alloc::format!("unknown provider {name:?}; known: {}", names.join(", "))))?;
+        return Ok(Requirement::Provider(index));
+    }
+    if config.allow_missing.is_some() {
+        return Ok(Requirement::AllowMissing);
+    }
+    if config.allow_missing_or_failed.is_some() {
+        return Ok(Requirement::AllowMissingOrFailed);
+    }
+    let (list, any) = match (&config.requires_any, &config.requires_all) {
+        (Some(list), _) => (list, true),
+        (None, Some(list)) => (list, false),
+        (None, None) => return Err(ConfigError::invalid(path, "empty requirement")),
+    };
+    if list.requirements.is_empty() {
+        return Err(ConfigError::invalid(path, "list at least one requirement"));
+    }
+    let mut compiled = Vec::new();
+    for (index, requirement) in list.requirements.iter().enumerate() {
+        let kind = if any { "requires_any" } else { "requires_all" };
+        compiled.push(compile_requirement(&alloc::format!("{path}.{kind}.requirements[{index}]"), requirement, names, depth + 1)?);
+    }
+    Ok(if any { Requirement::Any(compiled) } else { Requirement::All(compiled) })
+}
+
+/// Settings of a remote key set with defaults filled in, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteTiming {
+    /// Fetch timeout.
+    pub timeout_ms: u64,
+    /// Cache duration.
+    pub cache_duration_ms: u64,
+    /// Least time between refetches for unknown `kid`s.
+    pub refetch_cooldown_ms: u64,
+    /// How long stale keys serve after failed refreshes.
+    pub stale_if_error_ms: u64,
+    /// How long requests wait for a first key set.
+    pub pending_timeout_ms: u64,
+}
+
+/// Default least time between refetches triggered by unknown `kid`s.
+pub const DEFAULT_REFETCH_COOLDOWN_MS: u64 = 30_000;
+
+/// Default time stale keys keep serving while refreshes fail.
+pub const DEFAULT_STALE_IF_ERROR_MS: u64 = 24 * 3_600_000;
+
+impl RemoteTiming {
+    /// Fills in defaults.
+    pub fn of(remote: &RemoteJwks) -> Self {
+        let uri = remote.http_uri.as_ref().or(remote.discovery_uri.as_ref());
+        let timeout_ms = uri
+            .and_then(|uri| uri.timeout)
+            .map_or(crate::policy::DEFAULT_FETCH_TIMEOUT_MS, |DurationMs(ms)| ms.max(1));
+        Self {
+            timeout_ms,
+            cache_duration_ms: remote
+                .cache_duration
+                .map_or(crate::policy::DEFAULT_CACHE_DURATION_SECONDS * 1000, |DurationMs(ms)| ms),
+            refetch_cooldown_ms: remote.refetch_cooldown.map_or(DEFAULT_REFETCH_COOLDOWN_MS, |DurationMs(ms)| ms),
+            stale_if_error_ms: remote.stale_if_error.map_or(DEFAULT_STALE_IF_ERROR_MS, |DurationMs(ms)| ms),
+            pending_timeout_ms: remote.pending_timeout.map_or(timeout_ms, |DurationMs(ms)| ms.max(1)),
+        }
+    }
+}
