@@ -40,7 +40,7 @@ test-rust: install filter
 test-wasm: install install-browser
 	js/package/test-wasm.sh
 
-test-js: pkg
+test-js: pkg install-browser
 	cd js && npm test
 
 test-demo: demo

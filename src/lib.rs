@@ -58,6 +58,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod alg;
+pub mod authorization;
 pub mod bearer;
 pub mod claims;
 pub mod config;
@@ -72,6 +73,8 @@ pub mod pkce;
 pub mod policy;
 pub mod token;
 pub mod verify;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use error::{ErrorCode, VerifyError};
 pub use jwks::{KeySet, KeySetOptions};

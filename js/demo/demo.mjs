@@ -172,7 +172,7 @@ function printTable(rows, gates) {
     row.ok ? 'yes' : 'NO',
   ]);
   const widths = columns.map((column, index) => Math.max(column.length, ...table.map((cells) => cells[index].length)));
-  const line = (cells) => cells.map((cell, index) => cell.padEnd(widths[index])).join('  ');
+  const line = (cells) => cells.map((cell, index) => cell.padEnd(widths[index])).join('  ').trimEnd();
   console.log(line(columns));
   console.log(widths.map((width) => '-'.repeat(width)).join('  '));
   for (const cells of table) {

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Builds the npm package `portcullis` into pkg/ and writes docs/sizes-npm.json.
+#
+# Two WebAssembly modules, one per entry point:
+#   light   `portcullis`         features npm-cdylib             PKCE, state, requests, inspection
+#   verify  `portcullis/verify`  features web-verify,npm-cdylib  signature verification
+# Each goes through cargo (cdylib, wasm-release profile), wasm-bindgen (targets `bundler` and
+# `web`; Node.js loads the `web` build synchronously) and `wasm-opt -Oz` from npm binaryen.
+#
+# Usage: js/package/build.sh   (idempotent; installs what it needs through .ci/install.sh)
+# Honours CARGO_TARGET_DIR. Needs nothing on the network once .ci/install.sh has run.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source_dir="$root/js/package"
+out="$root/pkg"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+wasm_opt="$root/js/node_modules/.bin/wasm-opt"
+# Largest gzipped size of the light module; the build fails above it.
+light_gzip_budget=40960
+
+log() { printf 'build: %s\n' "$*" >&2; }
+fail() { printf 'build: error: %s\n' "$*" >&2; exit 1; }
+
+"$root/.ci/install.sh" rust-targets wasm-bindgen npm
+
+started=$SECONDS
+
+# Size: opt-level "z" everywhere except the arithmetic of the signature algorithms in the
+# verify module. There, opt-level "z" made ES256 about 1.7 times slower than opt-level 2, and
+# opt-level 3 for them was no faster than 2 and 2 % larger (js/package/bench-verify.mjs, Node.js 20,
+# shared 2-core machine). The light module links none of these crates.
+speed_crates=(rsa num-bigint-dig crypto-bigint p256 p384 p521 primeorder elliptic-curve ecdsa ed25519-dalek curve25519-dalek sha2)
+
+# Builds one module: build_module NAME FEATURES
+build_module() {
+  local name="$1" features="$2"
+  local config=(--config 'profile.wasm-release.opt-level="z"')
+  if [[ "$name" == verify ]]; then
+    local crate
+    for crate in "${speed_crates[@]}"; do
+      config+=(--config "profile.wasm-release.package.${crate}.opt-level=2")
+    done
+  fi
+  log "cargo: $name (features $features)"
+  (cd "$root" && CARGO_TARGET_DIR="$target_dir" cargo rustc --quiet --lib --profile wasm-release --target wasm32-unknown-unknown \
+      --features "$features" --crate-type cdylib "${config[@]}")
+  # Both modules are written to the same path; copy each one before building the next.
+  cp "$target_dir/wasm32-unknown-unknown/wasm-release/portcullis.wasm" "$work/$name.wasm"
+
+  local target
+  for target in bundler web; do
+    local dir="$out/dist/$target/$name"
+    mkdir -p "$dir"
+    wasm-bindgen --target "$target" --no-typescript --out-dir "$dir" --out-name "portcullis_$name" "$work/$name.wasm"
+    "$wasm_opt" -Oz --strip-producers "$dir/portcullis_${name}_bg.wasm" -o "$dir/portcullis_${name}_bg.wasm"
+    # The bundler loader replaces wasm-bindgen's own entry file.
+    if [[ "$target" == bundler ]]; then
+      rm "$dir/portcullis_$name.js"
+    fi
+    share_errors_module "$dir"
+  done
+}
+
+# Points the glue of one module at the shared dist/errors.js instead of its own copy in
+# snippets/, so that both entry points throw the same TokenError class.
+share_errors_module() {
+  local dir="$1" file
+  for file in "$dir"/*.js; do
+    sed -i -E "s#'\./snippets/portcullis-[0-9a-f]+/js/package/errors\.js'#'../../errors.js'#" "$file"
+    if grep -q 'snippets/' "$file"; then
+      fail "$file still imports from snippets/; update share_errors_module for this wasm-bindgen version"
+    fi
+  done
+  rm -rf "$dir/snippets"
+}
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# Everything in pkg/ but the tracked README is generated.
+find "$out" -mindepth 1 ! -name README.md -delete 2>/dev/null || mkdir -p "$out"
+
+build_module light npm-cdylib
+build_module verify web-verify,npm-cdylib
+
+grep -q "'../../errors.js'" "$out/dist/web/light/portcullis_light.js" \
+  || fail "the light glue does not import the shared errors.js"
+
+log "entry points and types"
+cp "$source_dir/errors.js" "$out/dist/errors.js"
+for target in bundler web node; do
+  dir="$out/dist/$target"
+  mkdir -p "$dir"
+  cp "$source_dir/index.js" "$source_dir/verify.js" "$dir/"
+  for name in light verify; do
+    sed "s/@ENTRY@/$name/g" "$source_dir/loaders/$target.js" > "$dir/$name-loader.js"
+  done
+done
+cp "$source_dir/index.d.ts" "$source_dir/verify.d.ts" "$source_dir/errors.d.ts" "$source_dir/json.d.ts" "$out/"
+
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
+[[ -n "$version" ]] || fail "no version in Cargo.toml"
+sed "s/@VERSION@/$version/" "$source_dir/package.json" > "$out/package.json"
+
+log "sizes"
+node "$source_dir/sizes.mjs" "$out" "$root/docs/sizes-npm.json" "$light_gzip_budget"
+
+log "done in $((SECONDS - started)) s: $out"
