@@ -286,8 +286,35 @@ pub fn check_audience(claims: &Claims, policy: &Policy) -> Result<(), VerifyErro
     }
 }
 
-/// Checks the RFC 9068 required claims, `sub`, the client, the token-type claim and the
-/// further required claims, in that order.
+/// Checks the policy's token-type claim, such as Cognito's `token_use` or Keycloak's
+/// payload `typ`.
+///
+/// The verifier runs it right after parsing the claims, before the time, issuer and
+/// audience checks, because it plays the role of the header `typ`. A token of another kind
+/// (an ID token, a refresh token) is then reported as such, not as the first claim that
+/// happens to differ between the kinds.
+///
+/// # Errors
+///
+/// [`VerifyError::TokenType`] when the claim is absent, not a string or another value.
+pub fn check_token_type_claim(claims: &Claims, policy: &Policy) -> Result<(), VerifyError> {
+    let Some(type_claim) = &policy.token_type_claim else { return Ok(()) };
+    let expected = &type_claim.value;
+    match type_claim.claim.lookup(&claims.all) {
+        Some(Value::String(actual)) if actual == expected => Ok(()),
+        Some(Value::String(actual)) => {
+            Err(VerifyError::TokenType { expected: expected.clone(), actual: Some(actual.clone()) })
+        }
+        Some(other) => Err(VerifyError::TokenType {
+            expected: expected.clone(),
+            actual: Some(alloc::format!("<{}>", json::kind(other))),
+        }),
+        None => Err(VerifyError::TokenType { expected: expected.clone(), actual: None }),
+    }
+}
+
+/// Checks the RFC 9068 required claims, `sub`, the client and the further required claims,
+/// in that order.
 ///
 /// # Errors
 ///
@@ -312,22 +339,6 @@ pub fn check_identity(claims: &Claims, policy: &Policy) -> Result<(), VerifyErro
             .ok_or_else(|| VerifyError::MissingClaim { claim: String::from("client_id") })?;
         if !policy.client_ids.iter().any(|allowed| allowed == client) {
             return Err(VerifyError::ClientNotAllowed { actual: client.to_string() });
-        }
-    }
-    if let Some(type_claim) = &policy.token_type_claim {
-        let expected = &type_claim.value;
-        match type_claim.claim.lookup(&claims.all) {
-            Some(Value::String(actual)) if actual == expected => {}
-            Some(Value::String(actual)) => {
-                return Err(VerifyError::TokenType { expected: expected.clone(), actual: Some(actual.clone()) });
-            }
-            Some(other) => {
-                return Err(VerifyError::TokenType {
-                    expected: expected.clone(),
-                    actual: Some(alloc::format!("<{}>", json::kind(other))),
-                });
-            }
-            None => return Err(VerifyError::TokenType { expected: expected.clone(), actual: None }),
         }
     }
     for requirement in &policy.required_claims {

@@ -32,8 +32,9 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus accepted, in bits; larger moduli make each verification costly.
 pub const MAX_RSA_BITS: usize = 4096;
 
-/// Most keys tried for a token without `kid`; more fitting keys make the token ambiguous.
-pub const MAX_KIDLESS_CANDIDATES: usize = 8;
+/// Most keys tried for one token. More fitting keys make the token ambiguous, and every
+/// candidate costs a signature check that an anonymous caller can trigger.
+pub const MAX_CANDIDATES: usize = 8;
 
 /// Options for reading a key set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -185,6 +186,12 @@ impl Jwk {
         Base64UrlUnpadded::encode_string(&self.thumbprint)
     }
 
+    /// Returns whether `use` and `key_ops` allow signature verification at all.
+    pub fn may_verify(&self) -> bool {
+        self.key_use.as_deref().is_none_or(|key_use| key_use == "sig")
+            && self.key_ops.as_ref().is_none_or(|ops| ops.iter().any(|op| op == "verify"))
+    }
+
     /// Explains why this key may not verify `alg`, or returns `None` when it may.
     ///
     /// Checks `use` (only `sig`), `key_ops` (must contain `verify`), the JWK's `alg`, and
@@ -279,7 +286,7 @@ impl KeySet {
                 }),
             }
         }
-        let usable = keys.iter().any(|jwk| jwk.key_use.as_deref().is_none_or(|key_use| key_use == "sig"));
+        let usable = keys.iter().any(Jwk::may_verify);
         if !usable {
             return Err(KeySetError::NoUsableKey { skipped: skipped.len() + keys.len() });
         }
@@ -303,25 +310,27 @@ impl KeySet {
 
     /// Chooses the keys that may verify a token with this header and algorithm.
     ///
-    /// A token with `kid` is matched against keys with the same `kid` (exact, byte for
-    /// byte) and against keys without `kid`. A token without `kid` is matched against every
-    /// key, at most [`MAX_KIDLESS_CANDIDATES`] of them. Candidates must then pass
-    /// [`Jwk::ineligibility`]. Document order never changes the outcome: every eligible
-    /// candidate is returned.
+    /// Candidates must pass [`Jwk::ineligibility`]. For a token with `kid`, the eligible
+    /// keys with the same `kid` (exact, byte for byte) are the candidates. Eligible keys
+    /// without `kid` are tried only when no key carries the token's `kid`. For a token
+    /// without `kid`, every eligible key is a candidate. Document order never changes the
+    /// outcome: every candidate is returned, and more than [`MAX_CANDIDATES`] is an error.
     ///
     /// # Errors
     ///
-    /// [`VerifyError::KeyNotFound`] when nothing matches the `kid`;
-    /// [`VerifyError::KeyUnusable`] when keys match but none may verify `alg`, with the
-    /// reason of the first such key (or of a skipped entry with that `kid`).
+    /// [`VerifyError::KeyNotFound`] when nothing matches the `kid`, or when more than
+    /// [`MAX_CANDIDATES`] keys fit; [`VerifyError::KeyUnusable`] when keys match but none
+    /// may verify `alg`, with the reason of the first such key (or of a skipped entry with
+    /// that `kid`).
     pub fn select(&self, header: &Header, alg: Algorithm) -> Result<Vec<&Jwk>, VerifyError> {
         let kid = header.kid.as_deref();
         if kid.is_some_and(|kid| kid.len() > MAX_KID_BYTES) {
             return Err(VerifyError::KeyNotFound { kid: kid.map(|kid| truncate(kid, 64)) });
         }
-        let mut eligible = Vec::new();
-        // Reasons from keys that carry the token's kid explain a failure better than
-        // reasons from kid-less keys, so they are kept apart.
+        // Keys that carry the token's kid are preferred to keys matched without one, and
+        // their reasons explain a failure better, so the two are kept apart.
+        let mut named_eligible = Vec::new();
+        let mut other_eligible = Vec::new();
         let mut named_reason: Option<String> = None;
         let mut other_reason: Option<String> = None;
         for jwk in &self.keys {
@@ -331,7 +340,8 @@ impl KeySet {
                 _ => false,
             };
             match jwk.ineligibility(alg) {
-                None => eligible.push(jwk),
+                None if named => named_eligible.push(jwk),
+                None => other_eligible.push(jwk),
                 Some(reason) if named => {
                     named_reason.get_or_insert(reason);
                 }
@@ -340,10 +350,11 @@ impl KeySet {
                 }
             }
         }
+        let eligible = if named_eligible.is_empty() { other_eligible } else { named_eligible };
+        if eligible.len() > MAX_CANDIDATES {
+            return Err(VerifyError::KeyNotFound { kid: kid.map(ToString::to_string) });
+        }
         if !eligible.is_empty() {
-            if kid.is_none() && eligible.len() > MAX_KIDLESS_CANDIDATES {
-                return Err(VerifyError::KeyNotFound { kid: None });
-            }
             return Ok(eligible);
         }
         let owned_kid = kid.map(ToString::to_string);

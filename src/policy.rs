@@ -702,14 +702,15 @@ impl ProviderConfig {
         }
         policy.leeway = leeway;
         policy.require_expiration = self.require_expiration.unwrap_or(true);
+        // Time claims are whole seconds, so a shorter limit would round down to zero.
         policy.max_lifetime = match self.max_lifetime {
-            Some(DurationMs(0)) => {
+            Some(DurationMs(milliseconds)) if milliseconds < 1000 => {
                 return Err(ConfigError::invalid(field(prefix, "max_lifetime"), "must be at least one second"));
             }
             other => other.map(DurationMs::seconds),
         };
         policy.max_token_age = match self.max_token_age {
-            Some(DurationMs(0)) => {
+            Some(DurationMs(milliseconds)) if milliseconds < 1000 => {
                 return Err(ConfigError::invalid(field(prefix, "max_token_age"), "must be at least one second"));
             }
             other => other.map(DurationMs::seconds),

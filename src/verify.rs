@@ -9,10 +9,11 @@
 //! 4. key: by `kid`, honouring the JWK's `use`, `key_ops`, `alg`, type and curve;
 //! 5. signature;
 //! 6. `typ` (when the policy names a token type);
-//! 7. claims JSON and the types of registered claims;
+//! 7. claims JSON and the types of registered claims, then the token-type claim (when the
+//!    policy names one);
 //! 8. `exp`, `nbf`, `iat`, maximum age and lifetime;
 //! 9. `iss`; 10. `aud`;
-//! 11. required claims: RFC 9068 set, `sub`, client, token-type claim, further claims;
+//! 11. required claims: RFC 9068 set, `sub`, client, further claims;
 //! 12. scopes, then roles.
 //!
 //! The claims are parsed only after the signature verified, so unauthenticated input
@@ -149,6 +150,7 @@ pub fn verify_token(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Re
         }
 
         let claims = Claims::from_json(untrusted.payload())?;
+        claims::check_token_type_claim(&claims, policy)?;
         claims::check_time(&claims, policy, now)?;
         claims::check_issuer(&claims, policy)?;
         claims::check_audience(&claims, policy)?;
