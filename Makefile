@@ -6,7 +6,7 @@ CARGO ?= cargo
 FILTER_WASM := target/wasm32-wasip1/wasm-release/portcullis.wasm
 ENVOY_HOST := target/release/envoy-host
 
-.PHONY: demo test pkg filter host bench install install-browser test-rust test-wasm test-js test-demo check-nostd clean
+.PHONY: demo test pkg filter host bench bench-envoy install install-browser test-rust test-wasm test-js test-demo check-nostd clean
 
 install:
 	.ci/install.sh rust-targets npm wasm-bindgen
@@ -43,12 +43,21 @@ test-wasm: install install-browser
 test-js: pkg install-browser
 	cd js && npm test
 
+# The React and Angular example apps, driven through login by Playwright in Chromium.
+test-examples: pkg install-browser
+	js/examples/test.sh
+
 test-demo: demo
 
-test: check-nostd test-rust test-wasm test-js test-demo
+test: check-nostd test-rust test-wasm test-js test-examples test-demo
 
-bench: install filter pkg
+bench: install filter pkg bench-envoy
 	.ci/bench.sh
+
+# The Envoy filter's measurements: docs/bench/filter.json (time per request) and
+# docs/bench/soak.json (a million requests through one VM, about ten minutes on 2 cores).
+bench-envoy: install filter
+	$(CARGO) bench --bench envoy_filter
 
 clean:
 	$(CARGO) clean
