@@ -55,7 +55,8 @@ bench: install filter pkg bench-envoy
 	.ci/bench.sh
 
 # The Envoy filter's measurements: docs/bench/filter.json (time per request) and
-# docs/bench/soak.json (a million requests through one VM, about ten minutes on 2 cores).
+# docs/bench/soak.json (a million requests through one VM): about three minutes on a
+# 2-core machine once built.
 bench-envoy: install filter
 	$(CARGO) bench --bench envoy_filter
 

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::gate::cache::{CacheLimits, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
 use crate::jwks::{KeySet, KeySetOptions};
 use crate::policy::{is_token_char, ClaimPath, DurationMs, HeaderSource, Policy, ProviderConfig, RemoteJwks};
 
@@ -38,7 +39,29 @@ pub struct GateConfig {
     /// How failures are answered.
     #[serde(default)]
     pub failure: Option<FailureConfig>,
+    /// The verified-token cache.
+    #[serde(default)]
+    pub jwt_cache_config: Option<JwtCacheConfig>,
 }
+
+/// Bounds of the verified-token cache (Envoy's `jwt_cache_config`, here one cache for all
+/// providers).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtCacheConfig {
+    /// Maximum number of cached tokens; 0 turns the cache off. Default 1000.
+    #[serde(default)]
+    pub jwt_cache_size: Option<usize>,
+    /// Maximum estimated bytes of cached claims. Default 1 MiB.
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+}
+
+/// Largest `jwt_cache_config.jwt_cache_size`.
+pub const MAX_JWT_CACHE_SIZE: usize = 100_000;
+
+/// Largest `jwt_cache_config.max_bytes`: 64 MiB.
+pub const MAX_JWT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// One rule.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -222,6 +245,8 @@ pub struct Gate {
     pub strip_details: bool,
     /// Every header the gate writes, lower case; removed from every incoming request.
     pub output_headers: Vec<String>,
+    /// Bounds of the verified-token cache.
+    pub cache_limits: CacheLimits,
 }
 
 impl Gate {
@@ -291,6 +316,7 @@ impl Gate {
             json_body: failure.json_body.unwrap_or(false),
             strip_details: failure.strip_details.unwrap_or(false),
             output_headers,
+            cache_limits: compile_cache(config.jwt_cache_config.unwrap_or_default())?,
         })
     }
 
@@ -298,6 +324,24 @@ impl Gate {
     pub fn provider_index(&self, name: &str) -> Option<usize> {
         self.providers.iter().position(|provider| provider.name == name)
     }
+}
+
+fn compile_cache(config: JwtCacheConfig) -> Result<CacheLimits, ConfigError> {
+    let max_entries = config.jwt_cache_size.unwrap_or(DEFAULT_MAX_ENTRIES);
+    if max_entries > MAX_JWT_CACHE_SIZE {
+        return Err(ConfigError::invalid(
+            "jwt_cache_config.jwt_cache_size",
+            alloc::format!("{max_entries} is more than the maximum of {MAX_JWT_CACHE_SIZE}; 0 turns the cache off"),
+        ));
+    }
+    let max_bytes = config.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+    if !(4096..=MAX_JWT_CACHE_BYTES).contains(&max_bytes) {
+        return Err(ConfigError::invalid(
+            "jwt_cache_config.max_bytes",
+            alloc::format!("{max_bytes} is outside the allowed range 4096 to {MAX_JWT_CACHE_BYTES}"),
+        ));
+    }
+    Ok(CacheLimits { max_entries, max_bytes })
 }
 
 fn compile_provider(name: &str, config: &ProviderConfig) -> Result<Provider, ConfigError> {
@@ -469,5 +513,41 @@ impl RemoteTiming {
             stale_if_error_ms: remote.stale_if_error.map_or(DEFAULT_STALE_IF_ERROR_MS, |DurationMs(ms)| ms),
             pending_timeout_ms: remote.pending_timeout.map_or(timeout_ms, |DurationMs(ms)| ms.max(1)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVIDER: &str = r#"{"algorithms":["HS256"],"local_jwks":{"inline":{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}}}"#;
+
+    fn gate(extra: &str) -> Result<Gate, ConfigError> {
+        Gate::from_json(alloc::format!(r#"{{"providers":{{"p":{PROVIDER}}}{extra}}}"#).as_bytes())
+    }
+
+    #[test]
+    fn cache_limits_default() {
+        assert_eq!(gate("").unwrap().cache_limits, CacheLimits::default());
+    }
+
+    #[test]
+    fn cache_limits_configured() {
+        let limits = gate(r#","jwt_cache_config":{"jwt_cache_size":0,"max_bytes":4096}"#).unwrap().cache_limits;
+        assert_eq!(limits, CacheLimits { max_entries: 0, max_bytes: 4096 });
+    }
+
+    #[test]
+    fn cache_limits_out_of_range() {
+        for (extra, field) in [
+            (r#","jwt_cache_config":{"jwt_cache_size":100001}"#, "jwt_cache_config.jwt_cache_size"),
+            (r#","jwt_cache_config":{"max_bytes":100}"#, "jwt_cache_config.max_bytes"),
+            (r#","jwt_cache_config":{"max_bytes":1000000000}"#, "jwt_cache_config.max_bytes"),
+        ] {
+            let error = gate(extra).unwrap_err();
+            assert!(error.to_string().contains(field), "{extra}: {error}");
+        }
+        let error = gate(r#","jwt_cache_config":{"size":1}"#).unwrap_err();
+        assert!(error.to_string().contains("unknown field `size`"), "{error}");
     }
 }

@@ -4,27 +4,39 @@
 //!
 //! The gate does no I/O. Keys come through [`KeyProvider`]; when a provider's keys are
 //! not in hand yet the decision is [`Decision::Pending`] and the adapter fetches them and
-//! asks again.
+//! asks again. Verified tokens may be kept in a [`TokenCache`].
 //!
 //! Rules for tokens in a request:
 //! - a provider reads its token from its configured headers, query parameters and cookies;
 //!   more than one token for one provider is `token_multiple` (400), as RFC 6750 §2 allows
 //!   one method per request, and two `Authorization` headers count as two tokens;
 //! - `requires_all` needs every listed provider to verify its own token, which is how
-//!   Envoy's `jwt_authn` treats several tokens;
+//!   Envoy's `jwt_authn` treats several tokens; `requires_any` passes when one of them
+//!   verifies, and reports the first failure otherwise;
+//! - a token in a place that no provider of the matched rule reads is ignored and
+//!   forwarded unchanged;
 //! - each provider verifies at most once per decision.
+//!
+//! Headers the gate writes (`claim_to_headers`, `forward_payload_header`) are removed from
+//! every request first, whatever the decision, so a client cannot set them itself.
+
+pub mod cache;
 
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::Value;
 
 use crate::bearer::{self, Challenge, Credential};
+use crate::claims;
 use crate::config::{Gate, KeySource, Provider, Requirement};
 use crate::error::{ErrorCode, VerifyError};
 use crate::jwks::KeySet;
 use crate::verify::{verify_token, VerifiedToken};
+
+pub use cache::TokenCache;
 
 /// The parts of a request the gate reads.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +57,13 @@ pub struct RequestParts<'a> {
 #[derive(Debug)]
 pub enum KeyLookup<'a> {
     /// Keys to verify with (possibly stale within the stale-if-error window).
-    Ready(&'a KeySet),
+    Ready {
+        /// The key set.
+        keys: &'a KeySet,
+        /// Identifier of the set's content. Cached tokens verified with another version are
+        /// verified again.
+        version: u64,
+    },
     /// No keys yet; a fetch is under way or will start.
     Pending,
     /// No keys and none expected soon.
@@ -98,6 +116,8 @@ pub struct Allowed {
     pub set_headers: Vec<(String, String)>,
     /// Providers whose tokens verified.
     pub verified: Vec<usize>,
+    /// The request is a CORS preflight let through by `bypass_cors_preflight`.
+    pub cors_preflight: bool,
 }
 
 /// A reply for a rejected request.
@@ -127,7 +147,7 @@ enum Found {
 #[derive(Debug)]
 enum Outcome {
     Missing,
-    Verified(alloc::boxed::Box<VerifiedToken>, Found),
+    Verified(Arc<VerifiedToken>, Found),
     Failed(VerifyError),
     Pending,
 }
@@ -143,19 +163,38 @@ struct Evaluator<'g, 'r, K: KeyProvider> {
     gate: &'g Gate,
     request: RequestParts<'r>,
     keys: &'r mut K,
+    cache: &'r mut TokenCache,
     now: u64,
     final_attempt: bool,
     outcomes: Vec<Option<Outcome>>,
 }
 
 impl Gate {
-    /// Decides a request at `now` (seconds since the Unix epoch).
+    /// Decides a request at `now` (seconds since the Unix epoch) without a token cache.
     ///
     /// With `final_attempt`, pending keys count as unavailable: adapters pass true once a
-    /// request has waited for keys as long as the configuration allows.
+    /// request has waited for keys as long as the configuration allows. A final attempt
+    /// never returns [`Decision::Pending`].
     pub fn decide<K: KeyProvider>(&self, request: RequestParts<'_>, keys: &mut K, now: u64, final_attempt: bool) -> Decision {
+        self.decide_with_cache(request, keys, &mut TokenCache::disabled(), now, final_attempt)
+    }
+
+    /// Decides a request as [`Gate::decide`] does, looking tokens up in `cache` first and
+    /// storing the ones that verify.
+    ///
+    /// A cached token still passes the provider's time checks at `now` and the matched
+    /// rule's requirement. It is used only while the key set that verified it is served.
+    pub fn decide_with_cache<K: KeyProvider>(
+        &self,
+        request: RequestParts<'_>,
+        keys: &mut K,
+        cache: &mut TokenCache,
+        now: u64,
+        final_attempt: bool,
+    ) -> Decision {
         let mut allowed = Allowed { remove_headers: self.output_headers.clone(), ..Allowed::default() };
         if self.bypass_cors_preflight && is_cors_preflight(&request) {
+            allowed.cors_preflight = true;
             return Decision::Allow(allowed);
         }
         let requirement = match &self.rules {
@@ -170,6 +209,7 @@ impl Gate {
             gate: self,
             request,
             keys,
+            cache,
             now,
             final_attempt,
             outcomes: (0..self.providers.len()).map(|_| None).collect(),
@@ -179,6 +219,12 @@ impl Gate {
                 evaluator.apply_outputs(&verified, &mut allowed);
                 allowed.verified = verified;
                 Decision::Allow(allowed)
+            }
+            // The evaluator turns pending keys into failures on a final attempt. Should a
+            // provider still be pending, the request fails closed.
+            Evaluation::Pending(providers) if final_attempt => {
+                let error = VerifyError::JwksUnavailable { reason: String::from("timed out waiting for the key set") };
+                Decision::Deny(self.deny(&request, providers.first().copied(), &error))
             }
             Evaluation::Pending(providers) => Decision::Pending { providers },
             Evaluation::Fail(provider, error) => Decision::Deny(self.deny(&request, Some(provider), &error)),
@@ -319,12 +365,14 @@ impl<K: KeyProvider> Evaluator<'_, '_, K> {
             Ok(Some(found)) => found,
             Err(error) => return Outcome::Failed(error),
         };
+        let now = self.now;
         let result = match &provider.keys {
-            KeySource::Local(set) => verify_token(&token, set, &provider.policy, self.now),
+            // Local keys never change while the gate lives: version 0.
+            KeySource::Local(set) => verify_cached(self.cache, provider, index, &token, set, 0, now),
             KeySource::Remote(_) => {
                 let final_attempt = self.final_attempt;
                 let result = match self.keys.lookup(index) {
-                    KeyLookup::Ready(set) => verify_token(&token, set, &provider.policy, self.now),
+                    KeyLookup::Ready { keys, version } => verify_cached(self.cache, provider, index, &token, keys, version, now),
                     KeyLookup::Pending if !final_attempt => return Outcome::Pending,
                     KeyLookup::Pending => Err(VerifyError::JwksUnavailable {
                         reason: String::from("timed out waiting for the key set"),
@@ -341,7 +389,7 @@ impl<K: KeyProvider> Evaluator<'_, '_, K> {
             }
         };
         match result {
-            Ok(verified) => Outcome::Verified(alloc::boxed::Box::new(verified), found),
+            Ok(verified) => Outcome::Verified(verified, found),
             Err(error) => Outcome::Failed(error),
         }
     }
@@ -390,6 +438,37 @@ impl<K: KeyProvider> Evaluator<'_, '_, K> {
             }
         }
     }
+}
+
+/// Verifies a token, or takes it from the cache when `keys` (version `key_version`)
+/// verified it before. On a hit the policy's time checks run again at `now`.
+fn verify_cached(
+    cache: &mut TokenCache,
+    provider: &Provider,
+    index: usize,
+    token: &str,
+    keys: &KeySet,
+    key_version: u64,
+    now: u64,
+) -> Result<Arc<VerifiedToken>, VerifyError> {
+    if !cache.is_enabled() {
+        return verify_token(token, keys, &provider.policy, now).map(Arc::new);
+    }
+    let now_seconds = i64::try_from(now).unwrap_or(i64::MAX);
+    let digest = TokenCache::digest(token);
+    if let Some(hit) = cache.get(index, &digest, key_version, now_seconds) {
+        claims::check_time(hit.claims(), &provider.policy, now_seconds)?;
+        return Ok(hit);
+    }
+    let verified = Arc::new(verify_token(token, keys, &provider.policy, now)?);
+    cache.insert(index, digest, key_version, Arc::clone(&verified), claims_bytes(token), now_seconds);
+    Ok(verified)
+}
+
+/// Size of a token's decoded claims: three bytes per four base64url characters of the
+/// second segment.
+fn claims_bytes(token: &str) -> usize {
+    token.split('.').nth(1).map_or(0, |segment| segment.len() / 4 * 3 + segment.len() % 4)
 }
 
 /// Formats a claim for a header: strings as they are, arrays joined with commas, other
@@ -510,6 +589,115 @@ fn remove_cookie(cookies: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn hs256(claims: &str) -> String {
+        let input = alloc::format!(
+            "{}.{}",
+            Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#),
+            Base64UrlUnpadded::encode_string(claims.as_bytes())
+        );
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        mac.update(input.as_bytes());
+        alloc::format!("{input}.{}", Base64UrlUnpadded::encode_string(&mac.finalize().into_bytes()))
+    }
+
+    /// Builds a gate with one remote provider `idp` whose keys come from [`TestKeys`].
+    fn remote_gate() -> Gate {
+        Gate::from_json(br#"{"providers":{"idp":{"algorithms":["HS256"],
+            "remote_jwks":{"http_uri":{"uri":"https://idp.example/jwks","cluster":"idp"}}}}}"#)
+        .unwrap()
+    }
+
+    /// Keys for the test gate: the HMAC secret (allowed here because the test builds the
+    /// set itself), or none yet.
+    struct TestKeys {
+        keys: Option<KeySet>,
+        version: u64,
+    }
+
+    impl KeyProvider for TestKeys {
+        fn lookup(&mut self, _index: usize) -> KeyLookup<'_> {
+            match &self.keys {
+                Some(keys) => KeyLookup::Ready { keys, version: self.version },
+                None => KeyLookup::Pending,
+            }
+        }
+
+        fn refetch_for_unknown_kid(&mut self, _index: usize) -> bool {
+            false
+        }
+    }
+
+    fn secret_set() -> KeySet {
+        let jwks = alloc::format!(r#"{{"keys":[{{"kty":"oct","k":"{}"}}]}}"#, Base64UrlUnpadded::encode_string(SECRET));
+        KeySet::from_json(jwks.as_bytes(), crate::jwks::KeySetOptions { allow_symmetric: true }).unwrap()
+    }
+
+    fn bearer(token: &str) -> [(String, String); 1] {
+        [(String::from("authorization"), alloc::format!("Bearer {token}"))]
+    }
+
+    fn parts(headers: &[(String, String)]) -> RequestParts<'_> {
+        RequestParts { method: "GET", path: "/a", scheme: "https", authority: "api.example", headers }
+    }
+
+    #[test]
+    fn final_attempt_never_pending() {
+        let gate = remote_gate();
+        let headers = bearer(&hs256(r#"{"exp":2000}"#));
+        let mut keys = TestKeys { keys: None, version: 0 };
+        assert!(matches!(gate.decide(parts(&headers), &mut keys, 1000, false), Decision::Pending { .. }));
+        match gate.decide(parts(&headers), &mut keys, 1000, true) {
+            Decision::Deny(denial) => {
+                assert_eq!(denial.code, ErrorCode::JwksUnavailable);
+                assert_eq!(denial.status, 401);
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cache_hit_rechecks_time_and_key_version() {
+        let gate = remote_gate();
+        let headers = bearer(&hs256(r#"{"exp":2000}"#));
+        let mut keys = TestKeys { keys: Some(secret_set()), version: 1 };
+        let mut cache = TokenCache::new(gate.cache_limits);
+        assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1000, false), Decision::Allow(_)));
+        assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1001, false), Decision::Allow(_)));
+        assert_eq!(cache.take_stats(), cache::CacheStats { hits: 1, misses: 1 });
+
+        // Another key-set version verifies again.
+        keys.version = 2;
+        assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1002, false), Decision::Allow(_)));
+        assert_eq!(cache.take_stats(), cache::CacheStats { hits: 0, misses: 1 });
+
+        // Past `exp` plus the 60 s leeway the entry is gone and the token fails in full.
+        match gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 2060, false) {
+            Decision::Deny(denial) => assert_eq!(denial.code, ErrorCode::TokenExpired),
+            other => panic!("expected a denial, got {other:?}"),
+        }
+        assert_eq!(cache.take_stats(), cache::CacheStats { hits: 0, misses: 1 });
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn outputs_removed_on_every_decision() {
+        let gate = Gate::from_json(br#"{"providers":{"idp":{"algorithms":["HS256"],
+            "local_jwks":{"inline":{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}},
+            "claim_to_headers":[{"header_name":"X-Sub","claim_name":"sub"}]}},
+            "rules":[{"match":{"prefix":"/a"}}],"bypass_cors_preflight":true}"#)
+        .unwrap();
+        let headers = [(String::from("x-sub"), String::from("spoofed"))];
+        let Decision::Allow(allowed) = gate.decide(parts(&headers), &mut NoRemoteKeys, 1000, false) else {
+            panic!("expected the unprotected path to pass");
+        };
+        assert_eq!(allowed.remove_headers, [String::from("x-sub")]);
+        assert!(!allowed.cors_preflight);
+    }
 
     #[test]
     fn query_param_removed() {

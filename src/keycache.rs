@@ -11,6 +11,13 @@
 //!   after it expired; after that, and before any success, requests fail closed;
 //! - failed fetches are retried with exponential backoff (1 s doubling to 5 min) plus up
 //!   to 20 % jitter supplied by the caller.
+//!
+//! Adapters that run several copies of the cache (one per Envoy worker) share fetched sets
+//! with [`KeyCache::adopt`] and failures with [`KeyCache::adopt_failure`], so one fetch and
+//! one backoff schedule serve them all. [`discovery`] finds a key set's URL through OpenID
+//! Connect discovery.
+
+pub mod discovery;
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -46,6 +53,8 @@ pub enum Served {
 pub struct KeyCache {
     timing: RemoteTiming,
     set: Option<Arc<KeySet>>,
+    /// Identifier of the content of `set`, e.g. a digest of the JWKS document.
+    version: u64,
     fetched_at_ms: u64,
     in_flight_since_ms: Option<u64>,
     failures: u32,
@@ -61,6 +70,7 @@ impl KeyCache {
         Self {
             timing,
             set: None,
+            version: 0,
             fetched_at_ms: 0,
             in_flight_since_ms: None,
             failures: 0,
@@ -96,6 +106,16 @@ impl KeyCache {
     /// The last fetched set, fresh or not.
     pub fn current(&self) -> Option<&KeySet> {
         self.set.as_deref()
+    }
+
+    /// The version the adapter gave the current set; 0 before the first set.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When the current set was fetched; 0 before the first set.
+    pub fn fetched_at_ms(&self) -> u64 {
+        self.fetched_at_ms
     }
 
     /// When the current set stops being fresh.
@@ -135,27 +155,36 @@ impl KeyCache {
         self.refetch_requested = false;
     }
 
-    /// Records a fetched set.
-    pub fn fetch_succeeded(&mut self, set: Arc<KeySet>, now_ms: u64) {
-        self.set = Some(set);
-        self.fetched_at_ms = now_ms;
+    /// Records a fetched set; `version` identifies its content (see [`KeyCache::version`]).
+    pub fn fetch_succeeded(&mut self, set: Arc<KeySet>, version: u64, now_ms: u64) {
         self.in_flight_since_ms = None;
-        self.failures = 0;
-        self.last_error = None;
-        self.retry_at_ms = 0;
+        self.store(set, version, now_ms);
     }
 
-    /// Adopts a set fetched elsewhere (another worker), if it is newer than ours.
-    pub fn adopt(&mut self, set: Arc<KeySet>, fetched_at_ms: u64) -> bool {
-        if self.set.is_some() && fetched_at_ms <= self.fetched_at_ms {
+    /// Adopts a set fetched elsewhere (another worker) at `fetched_at_ms`, unless ours was
+    /// fetched later. Returns whether it was adopted.
+    ///
+    /// A set fetched at the same millisecond as ours is adopted: the caller only offers
+    /// sets published after the one it holds. A set fetched after the last refetch
+    /// request for an unknown `kid` satisfies that request, so the request is dropped.
+    pub fn adopt(&mut self, set: Arc<KeySet>, version: u64, fetched_at_ms: u64) -> bool {
+        if self.set.is_some() && fetched_at_ms < self.fetched_at_ms {
             return false;
         }
+        if self.last_kid_refetch_ms.is_some_and(|requested| fetched_at_ms >= requested) {
+            self.refetch_requested = false;
+        }
+        self.store(set, version, fetched_at_ms);
+        true
+    }
+
+    fn store(&mut self, set: Arc<KeySet>, version: u64, fetched_at_ms: u64) {
         self.set = Some(set);
+        self.version = version;
         self.fetched_at_ms = fetched_at_ms;
         self.failures = 0;
         self.last_error = None;
         self.retry_at_ms = 0;
-        true
     }
 
     /// Records a failed fetch and schedules the retry. `jitter` in `0.0..=1.0` spreads
@@ -171,9 +200,32 @@ impl KeyCache {
         self.retry_at_ms = now_ms.saturating_add(base).saturating_add(extra);
     }
 
+    /// Adopts a failure another worker recorded at `failed_at_ms`, with its retry time and
+    /// failure count, unless our set was fetched after it. Returns whether it was adopted.
+    ///
+    /// Afterwards this cache behaves as if it had failed itself. With no set it reports
+    /// the reason instead of waiting, and it does not fetch before `retry_at_ms`.
+    pub fn adopt_failure(&mut self, reason: String, failed_at_ms: u64, retry_at_ms: u64, failures: u32) -> bool {
+        if self.set.is_some() && failed_at_ms <= self.fetched_at_ms {
+            return false;
+        }
+        if self.last_error.as_deref() == Some(reason.as_str()) && self.retry_at_ms >= retry_at_ms && self.failures >= failures {
+            return false;
+        }
+        self.last_error = Some(reason);
+        self.retry_at_ms = self.retry_at_ms.max(retry_at_ms);
+        self.failures = self.failures.max(failures);
+        true
+    }
+
     /// The number of failures since the last success.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// When the next fetch may start after failures; 0 when not backing off.
+    pub fn retry_at_ms(&self) -> u64 {
+        self.retry_at_ms
     }
 
     /// The last fetch error.
@@ -195,6 +247,19 @@ impl KeyCache {
         self.last_kid_refetch_ms = Some(now_ms);
         self.refetch_requested = true;
         true
+    }
+
+    /// Records a refetch for an unknown `kid` granted elsewhere (another worker) at
+    /// `granted_at_ms`, so this cache's cooldown runs from the same time.
+    pub fn note_kid_refetch(&mut self, granted_at_ms: u64) {
+        if self.last_kid_refetch_ms.is_none_or(|last| last < granted_at_ms) {
+            self.last_kid_refetch_ms = Some(granted_at_ms);
+        }
+    }
+
+    /// When the last refetch for an unknown `kid` was granted, here or elsewhere.
+    pub fn last_kid_refetch_ms(&self) -> Option<u64> {
+        self.last_kid_refetch_ms
     }
 }
 
@@ -231,7 +296,7 @@ mod tests {
     fn refresh_window_and_stale_serving() {
         let mut cache = KeyCache::new(timing());
         cache.fetch_started(0);
-        cache.fetch_succeeded(set(), 0);
+        cache.fetch_succeeded(set(), 1, 0);
         assert!(!cache.should_fetch(500_000));
         assert!(cache.should_fetch(540_000));
         assert!(matches!(cache.served(599_999), Served::Fresh(_)));
@@ -257,10 +322,51 @@ mod tests {
     }
 
     #[test]
+    fn failure_adopted_from_other_worker() {
+        let mut cache = KeyCache::new(timing());
+        assert!(cache.adopt_failure(String::from("status 503"), 100, 1_100, 1));
+        assert!(matches!(cache.served(200), Served::Nothing { reason: Some(_) }), "reports the failure instead of waiting");
+        assert!(!cache.should_fetch(1_000), "keeps the shared backoff");
+        assert!(cache.should_fetch(1_100));
+        assert!(!cache.adopt_failure(String::from("status 503"), 100, 1_100, 1), "the same failure twice changes nothing");
+    }
+
+    #[test]
+    fn failure_older_than_keys_ignored() {
+        let mut cache = KeyCache::new(timing());
+        cache.fetch_succeeded(set(), 1, 500);
+        assert!(!cache.adopt_failure(String::from("refused"), 400, 1_400, 1));
+        assert!(cache.adopt_failure(String::from("refused"), 600, 1_600, 1));
+        assert!(matches!(cache.served(700), Served::Fresh(_)), "fresh keys keep serving");
+    }
+
+    #[test]
+    fn adopt_same_millisecond_and_clears_refetch() {
+        let mut cache = KeyCache::new(timing());
+        cache.fetch_succeeded(set(), 1, 1_000);
+        assert!(cache.request_kid_refetch(1_000));
+        assert!(cache.adopt(set(), 2, 1_000), "a later publication from the same millisecond");
+        assert_eq!(cache.version(), 2);
+        assert!(!cache.should_fetch(1_000), "the adopted set answers the refetch");
+        assert!(!cache.adopt(set(), 3, 900), "an older set is not adopted");
+    }
+
+    #[test]
+    fn cooldown_shared_through_note() {
+        let mut cache = KeyCache::new(timing());
+        cache.fetch_succeeded(set(), 1, 0);
+        cache.note_kid_refetch(100_000);
+        assert!(!cache.request_kid_refetch(110_000));
+        assert!(cache.request_kid_refetch(130_000));
+        cache.note_kid_refetch(120_000);
+        assert_eq!(cache.last_kid_refetch_ms(), Some(130_000), "an older grant never moves the cooldown back");
+    }
+
+    #[test]
     fn kid_refetch_limited_by_cooldown() {
         let mut cache = KeyCache::new(timing());
         cache.fetch_started(0);
-        cache.fetch_succeeded(set(), 0);
+        cache.fetch_succeeded(set(), 1, 0);
         assert!(cache.request_kid_refetch(100_000));
         assert!(cache.should_fetch(100_000));
         cache.fetch_started(100_000);

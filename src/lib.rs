@@ -62,6 +62,7 @@ pub mod authorization;
 pub mod bearer;
 pub mod claims;
 pub mod config;
+pub mod dpop;
 #[cfg(feature = "envoy")]
 pub mod envoy;
 pub mod error;

@@ -4,10 +4,21 @@
  * line with the servers' addresses and the tokens. It keeps the servers running until
  * stdin closes or SIGTERM arrives, so a test can fetch the JWKS from them.
  *
+ * Commands on stdin, one per line; the fixture prints one JSON line on stdout for each:
+ * - `rotate`: restarts the first server on the same port and issuer with a new key
+ *   generation published before the old one, so the new keys sign and the old ones still
+ *   verify. Prints `{"event":"rotated","jwks":…,"tokens":{"valid":…,"es256":…}}` with
+ *   tokens signed by the new keys.
+ * - `retire`: restarts the first server with only the newest generation. Prints
+ *   `{"event":"retired","jwks":…}`.
+ * Restarting drops the server's sessions and grants; tokens issued before stay valid for
+ * as long as their keys are published.
+ *
  * Usage: node js/authz/fixture.mjs
  */
 
 import { createHash, randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
 
 import { generateSigningKeys, startAuthorizationServer } from './server.mjs';
 import { login } from './login.mjs';
@@ -38,14 +49,15 @@ async function tokenFor(server, resource, scope = 'openid api:read') {
 }
 
 async function main() {
-  const keys = await generateSigningKeys();
+  let generation = 1;
+  let keys = await generateSigningKeys({ suffix: generation });
   const resources = [
     { url: API, alg: 'RS256' },
     { url: ES256_API, alg: 'ES256' },
     { url: OTHER_API, alg: 'RS256' },
   ];
   const quiet = { error: () => {} };
-  const primary = await startAuthorizationServer({ keys, resources, logger: quiet });
+  let primary = await startAuthorizationServer({ keys, resources, logger: quiet });
   const second = await startAuthorizationServer({ keys, resources, logger: quiet });
   const stop = async () => {
     await primary.close();
@@ -53,15 +65,53 @@ async function main() {
     process.exit(0);
   };
   process.on('SIGTERM', stop);
-  process.stdin.on('end', stop);
-  process.stdin.resume();
 
-  const jwks = await (await fetch(primary.jwksUri)).json();
+  const fetchJwks = async () => (await fetch(primary.jwksUri)).json();
+  // After a restart, fetch may still pick a pooled connection to the old server and fail
+  // with "fetch failed". A second attempt opens a new connection.
+  const retried = async (step) => {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await step();
+      } catch (error) {
+        if (attempt === 3) throw error;
+      }
+    }
+  };
+  const restartPrimary = async (publishedKeys) => {
+    const { port } = primary;
+    await primary.close();
+    // Let fetch's connection pool see the closed keep-alive connections before the next
+    // request, or it may send that request over a dead one.
+    await new Promise((resolve) => { setTimeout(resolve, 100); });
+    primary = await startAuthorizationServer({ port, keys: publishedKeys, resources, logger: quiet });
+  };
+  const commands = {
+    async rotate() {
+      generation += 1;
+      keys = [...(await generateSigningKeys({ suffix: generation })), ...keys];
+      await restartPrimary(keys);
+      return {
+        event: 'rotated',
+        jwks: await retried(fetchJwks),
+        tokens: {
+          valid: await retried(() => tokenFor(primary, API)),
+          es256: await retried(() => tokenFor(primary, ES256_API)),
+        },
+      };
+    },
+    async retire() {
+      keys = keys.slice(0, 2);
+      await restartPrimary(keys);
+      return { event: 'retired', jwks: await retried(fetchJwks) };
+    },
+  };
+
   const output = {
     issuer: primary.issuer,
     port: primary.port,
     jwksUri: primary.jwksUri,
-    jwks,
+    jwks: await fetchJwks(),
     secondIssuer: second.issuer,
     audience: API,
     tokens: {
@@ -73,6 +123,21 @@ async function main() {
     },
   };
   process.stdout.write(`${JSON.stringify(output)}\n`);
+
+  // Commands run one at a time, in order.
+  let queue = Promise.resolve();
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const name = line.trim();
+    queue = queue.then(async () => {
+      const command = commands[name];
+      const answer = command === undefined
+        ? { event: 'error', message: `unknown command ${JSON.stringify(name)}, expected one of: ${Object.keys(commands).join(', ')}` }
+        : await command().catch((error) => ({ event: 'error', message: String(error?.message ?? error) }));
+      process.stdout.write(`${JSON.stringify(answer)}\n`);
+    });
+  });
+  lines.on('close', () => queue.then(stop));
 }
 
 main().catch((error) => {

@@ -5,7 +5,8 @@
  * 2. make PKCE pairs with the portcullis npm package and log in through real
  *    authorization-code flows to get JWT access tokens;
  * 3. put the Envoy filter (in the proxy-wasm stand-in) in front of a real upstream, with
- *    the server's JWKS fetched through a cluster;
+ *    the server's JWKS fetched through a cluster, and the edge worker (in workerd through
+ *    miniflare) in front of the same upstream with the same configuration;
  * 4. send good and bad tokens through every gate and print a table.
  *
  * Exits 1 if any row differs from what is expected.
@@ -25,6 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { generateSigningKeys, startAuthorizationServer } from '../authz/server.mjs';
 import { login } from '../authz/login.mjs';
 import { loadPackage } from './package.mjs';
+import { startWorkerInWorkerd } from '../worker/workerd.mjs';
 
 const API = 'https://api.portcullis.test';
 const SHORT_LIVED = 'https://short.portcullis.test';
@@ -241,7 +243,16 @@ async function main() {
       workdir,
     });
     cleanup.push(() => envoy.close());
-    const gates = { envoy: envoy.port };
+    // The edge worker reads the same document; it fetches `uri` itself and ignores `cluster`.
+    const worker = await startWorkerInWorkerd({
+      bindings: {
+        PORTCULLIS_POLICY: JSON.stringify(config),
+        ORIGIN_URL: `http://127.0.0.1:${upstream.port}`,
+        PORTCULLIS_LOG_LEVEL: 'error',
+      },
+    });
+    cleanup.push(() => worker.close());
+    const gates = { envoy: envoy.port, worker: worker.port };
 
     const waitMs = tokens.shortIssuedAt + (SHORT_TTL_SECONDS + 1) * 1000 - Date.now();
     if (waitMs > 0) {

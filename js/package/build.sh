@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds the npm package `portcullis` into pkg/ and writes docs/sizes-npm.json.
 #
-# Two WebAssembly modules, one per entry point:
+# The package has three WebAssembly modules, one per entry point:
 #   light   `portcullis`         features npm-cdylib             PKCE, state, requests, inspection
 #   verify  `portcullis/verify`  features web-verify,npm-cdylib  signature verification
+#   gate    `portcullis/gate`    features web-gate,npm-cdylib    request gate for edge workers
 # Each goes through cargo (cdylib, wasm-release profile), wasm-bindgen (targets `bundler` and
 # `web`; Node.js loads the `web` build synchronously) and `wasm-opt -Oz` from npm binaryen.
+# The gate entry point also has a `workerd` build: Cloudflare Workers cannot compile
+# WebAssembly at run time, so its loader imports the .wasm as a compiled module.
 #
 # Usage: js/package/build.sh   (idempotent; installs what it needs through .ci/install.sh)
 # Honours CARGO_TARGET_DIR. Needs nothing on the network once .ci/install.sh has run.
@@ -36,7 +39,7 @@ speed_crates=(rsa num-bigint-dig crypto-bigint p256 p384 p521 primeorder ellipti
 build_module() {
   local name="$1" features="$2"
   local config=(--config 'profile.wasm-release.opt-level="z"')
-  if [[ "$name" == verify ]]; then
+  if [[ "$name" == verify || "$name" == gate ]]; then
     local crate
     for crate in "${speed_crates[@]}"; do
       config+=(--config "profile.wasm-release.package.${crate}.opt-level=2")
@@ -83,6 +86,7 @@ find "$out" -mindepth 1 ! -name README.md -delete 2>/dev/null || mkdir -p "$out"
 
 build_module light npm-cdylib
 build_module verify web-verify,npm-cdylib
+build_module gate web-gate,npm-cdylib
 
 grep -q "'../../errors.js'" "$out/dist/web/light/portcullis_light.js" \
   || fail "the light glue does not import the shared errors.js"
@@ -92,12 +96,15 @@ cp "$source_dir/errors.js" "$out/dist/errors.js"
 for target in bundler web node; do
   dir="$out/dist/$target"
   mkdir -p "$dir"
-  cp "$source_dir/index.js" "$source_dir/verify.js" "$dir/"
-  for name in light verify; do
+  cp "$source_dir/index.js" "$source_dir/verify.js" "$source_dir/gate.js" "$dir/"
+  for name in light verify gate; do
     sed "s/@ENTRY@/$name/g" "$source_dir/loaders/$target.js" > "$dir/$name-loader.js"
   done
 done
-cp "$source_dir/index.d.ts" "$source_dir/verify.d.ts" "$source_dir/errors.d.ts" "$source_dir/json.d.ts" "$out/"
+mkdir -p "$out/dist/workerd"
+cp "$source_dir/gate.js" "$out/dist/workerd/"
+sed "s/@ENTRY@/gate/g" "$source_dir/loaders/workerd.js" > "$out/dist/workerd/gate-loader.js"
+cp "$source_dir/index.d.ts" "$source_dir/verify.d.ts" "$source_dir/gate.d.ts" "$source_dir/errors.d.ts" "$source_dir/json.d.ts" "$out/"
 
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
 [[ -n "$version" ]] || fail "no version in Cargo.toml"

@@ -32,8 +32,8 @@ function version(command, args) {
 }
 
 const entries = {};
-for (const [entry, name] of [['portcullis', 'light'], ['portcullis/verify', 'verify']]) {
-  const wrapper = name === 'light' ? 'index.js' : 'verify.js';
+for (const [entry, name] of [['portcullis', 'light'], ['portcullis/verify', 'verify'], ['portcullis/gate', 'gate']]) {
+  const wrapper = name === 'light' ? 'index.js' : `${name}.js`;
   const wasm = measure(`dist/web/${name}/portcullis_${name}_bg.wasm`);
   const webGlue = measure(`dist/web/${name}/portcullis_${name}.js`);
   const bundlerGlue = measure(`dist/bundler/${name}/portcullis_${name}_bg.js`);

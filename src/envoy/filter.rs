@@ -1,5 +1,10 @@
 //! Filter state: root contexts and HTTP streams, and the glue between host calls and the
 //! gate.
+//!
+//! A request whose keys are not in hand yet is paused. It is decided again when its
+//! worker's fetch returns, or when a tick finds keys or a failure another worker
+//! published. At the latest, when the provider's `pending_timeout` has passed, it gets a
+//! 401 `invalid_token` reply with code `jwks_unavailable` if the keys are still missing.
 
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
@@ -7,10 +12,11 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use super::abi::{self, BufferType, LogLevel, MapType, MetricType};
+use super::abi::{self, BufferType, LogLevel, MapType};
 use super::keys::{FetchResult, RemoteKeys};
+use super::metrics::{self, Counters};
 use crate::config::{Gate, KeySource};
-use crate::gate::{Decision, KeyLookup, KeyProvider, RequestParts};
+use crate::gate::{Allowed, Decision, Denial, KeyLookup, KeyProvider, RequestParts, TokenCache};
 
 /// Tick period while requests wait or fetches run, in milliseconds.
 const BUSY_TICK_MS: u32 = 100;
@@ -20,6 +26,9 @@ const IDLE_TICK_MS: u32 = 1_000;
 
 /// Largest plugin configuration read, in bytes.
 const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// How long a request waits for keys when no provider sets `pending_timeout`.
+const DEFAULT_PENDING_TIMEOUT_MS: u64 = 5_000;
 
 std::thread_local! {
     static FILTER: RefCell<Filter> = RefCell::new(Filter::default());
@@ -41,9 +50,10 @@ pub struct Filter {
 struct Root {
     gate: Option<Rc<Gate>>,
     remote: Vec<Option<RemoteKeys>>,
+    cache: TokenCache,
     callouts: BTreeMap<u32, usize>,
     waiting: Vec<u32>,
-    metrics: BTreeMap<String, Option<u32>>,
+    counters: Counters,
     vm_id: u32,
     log_level: LogLevel,
     tick_ms: u32,
@@ -68,6 +78,9 @@ struct StoredRequest {
 struct Keys<'a> {
     remote: &'a mut [Option<RemoteKeys>],
     now_ms: u64,
+    /// Set when a lookup adopted keys another worker published, so a pending decision can
+    /// be retried at once.
+    adopted: bool,
 }
 
 impl KeyProvider for Keys<'_> {
@@ -75,8 +88,8 @@ impl KeyProvider for Keys<'_> {
         let now_ms = self.now_ms;
         match self.remote.get_mut(index).and_then(Option::as_mut) {
             Some(keys) => {
-                if !matches!(keys.lookup(now_ms), KeyLookup::Ready(_)) {
-                    keys.sync_shared(now_ms);
+                if !matches!(keys.lookup(now_ms), KeyLookup::Ready { .. }) {
+                    self.adopted |= keys.sync_shared(now_ms);
                 }
                 keys.lookup(now_ms)
             }
@@ -88,7 +101,11 @@ impl KeyProvider for Keys<'_> {
         let now_ms = self.now_ms;
         let Some(keys) = self.remote.get_mut(index).and_then(Option::as_mut) else { return false };
         // Another worker may already hold newer keys.
-        keys.sync_shared(now_ms) || keys.request_kid_refetch(now_ms)
+        if keys.sync_shared(now_ms) {
+            self.adopted = true;
+            return true;
+        }
+        keys.request_kid_refetch(now_ms)
     }
 }
 
@@ -107,6 +124,27 @@ fn path_for_log(path: &str) -> &str {
     path.split_once('?').map_or(path, |(path, _)| path)
 }
 
+/// Creates the remote-key state of every provider: `None` for local keys.
+///
+/// # Errors
+///
+/// A log line naming the provider whose remote keys Envoy cannot fetch.
+fn remote_keys(gate: &Gate, vm_id: u32) -> Result<Vec<Option<RemoteKeys>>, String> {
+    let mut remote = Vec::new();
+    for provider in &gate.providers {
+        match &provider.keys {
+            KeySource::Local(_) => remote.push(None),
+            KeySource::Remote(config) => {
+                let keys = RemoteKeys::new(provider, config, vm_id).map_err(|message| {
+                    alloc::format!("portcullis: configuration field `providers.{}` is invalid: {message}", provider.name)
+                })?;
+                remote.push(Some(keys));
+            }
+        }
+    }
+    Ok(remote)
+}
+
 fn random_u32() -> u32 {
     let mut bytes = [0u8; 4];
     if getrandom::getrandom(&mut bytes).is_err() {
@@ -123,9 +161,10 @@ impl Filter {
                 Root {
                     gate: None,
                     remote: Vec::new(),
+                    cache: TokenCache::disabled(),
                     callouts: BTreeMap::new(),
                     waiting: Vec::new(),
-                    metrics: BTreeMap::new(),
+                    counters: Counters::default(),
                     vm_id: random_u32(),
                     log_level: abi::log_level(),
                     tick_ms: 0,
@@ -153,29 +192,27 @@ impl Filter {
                 return false;
             }
         };
-        let root_name = alloc::format!("{root_id}");
-        let mut remote = Vec::new();
-        for provider in &gate.providers {
-            match &provider.keys {
-                KeySource::Local(_) => remote.push(None),
-                KeySource::Remote(config) => match RemoteKeys::new(&root_name, &provider.name, config) {
-                    Ok(keys) => remote.push(Some(keys)),
-                    Err(message) => {
-                        log(
-                            LogLevel::Error,
-                            LogLevel::Trace,
-                            &alloc::format!("portcullis: configuration field `providers.{}` is invalid: {message}", provider.name),
-                        );
-                        return false;
-                    }
-                },
+        let remote = match remote_keys(&gate, root.vm_id) {
+            Ok(remote) => remote,
+            Err(message) => {
+                log(LogLevel::Error, LogLevel::Trace, &message);
+                return false;
             }
-        }
+        };
+        root.cache = TokenCache::new(gate.cache_limits);
+        log(
+            LogLevel::Info,
+            root.log_level,
+            &alloc::format!("portcullis: configured {} providers ({} with remote keys)", gate.providers.len(), remote.iter().flatten().count()),
+        );
         root.gate = Some(Rc::new(gate));
         root.remote = remote;
         root.callouts.clear();
-        log(LogLevel::Info, root.log_level, &alloc::format!("portcullis: configured {} providers", root.remote.len()));
-        root.start_fetches(now_ms());
+        let now = now_ms();
+        for keys in root.remote.iter_mut().flatten() {
+            keys.sync_shared(now);
+        }
+        root.start_fetches(now);
         root.set_tick(IDLE_TICK_MS);
         true
     }
@@ -189,18 +226,20 @@ impl Filter {
             changed |= keys.sync_shared(now);
         }
         root.start_fetches(now);
-        let waiting = root.waiting.clone();
-        let mut expired = Vec::new();
-        for stream_id in waiting {
-            let timed_out = self.streams.get(&stream_id).and_then(|stream| stream.waiting_since_ms).is_some_and(|since| {
-                let limit = root.pending_timeout_ms();
-                now.saturating_sub(since) >= limit
-            });
+        root.cache.purge_expired(i64::try_from(now / 1000).unwrap_or(i64::MAX));
+        let limit = root.pending_timeout_ms();
+        let mut resumed = Vec::new();
+        for stream_id in root.waiting.clone() {
+            let timed_out = self
+                .streams
+                .get(&stream_id)
+                .and_then(|stream| stream.waiting_since_ms)
+                .is_some_and(|since| now.saturating_sub(since) >= limit);
             if timed_out || changed {
-                expired.push((stream_id, timed_out));
+                resumed.push((stream_id, timed_out));
             }
         }
-        for (stream_id, final_attempt) in expired {
+        for (stream_id, final_attempt) in resumed {
             self.resume(root_id, stream_id, final_attempt);
         }
         if let Some(root) = self.roots.get_mut(&root_id) {
@@ -212,17 +251,18 @@ impl Filter {
     pub fn request_headers(&mut self, context_id: u32) -> u32 {
         let Some(stream) = self.streams.get_mut(&context_id) else { return 0 };
         let root_id = stream.root_id;
-        let headers = match abi::header_pairs(MapType::HttpRequestHeaders) {
-            Ok(headers) => headers,
-            Err(_) => Vec::new(),
-        };
+        let headers = abi::header_pairs(MapType::HttpRequestHeaders).unwrap_or_default();
         let take = |name: &str| headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()).unwrap_or_default();
         let request = StoredRequest {
             method: take(":method"),
             path: take(":path"),
             scheme: take(":scheme"),
             authority: take(":authority"),
-            headers: headers.iter().filter(|(name, _)| !name.starts_with(':')).map(|(name, value)| (name.to_ascii_lowercase(), value.clone())).collect(),
+            headers: headers
+                .iter()
+                .filter(|(name, _)| !name.starts_with(':'))
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+                .collect(),
         };
         stream.request = Some(request);
         match self.decide(root_id, context_id, false) {
@@ -243,22 +283,30 @@ impl Filter {
         let Some(root) = self.roots.get_mut(&context_id) else { return };
         let Some(index) = root.callouts.remove(&token) else { return };
         let Some(Some(keys)) = root.remote.get_mut(index) else { return };
+        if !keys.owns_call(token) {
+            // A response to a call this VM already gave up on (a newer fetch replaced it).
+            return;
+        }
         let name = keys.name.clone();
         match keys.finish_fetch(header_count, body_size, now) {
             FetchResult::Stored { keys: count, skipped } => {
-                root.count(&alloc::format!("portcullis.provider.{name}.jwks_fetch_success"));
+                root.counters.increment(&metrics::provider(&name, "jwks_fetch_success"));
                 log(LogLevel::Info, root.log_level, &alloc::format!("portcullis: provider {name}: fetched {count} keys"));
                 for reason in skipped {
                     log(LogLevel::Warn, root.log_level, &alloc::format!("portcullis: provider {name}: {reason}"));
                 }
             }
+            FetchResult::Continued(next) => {
+                root.callouts.insert(next, index);
+                log(LogLevel::Debug, root.log_level, &alloc::format!("portcullis: provider {name}: discovery found the key set URL"));
+                return;
+            }
             FetchResult::Failed(reason) => {
-                root.count(&alloc::format!("portcullis.provider.{name}.jwks_fetch_failed"));
+                root.counters.increment(&metrics::provider(&name, "jwks_fetch_failed"));
                 log(LogLevel::Warn, root.log_level, &alloc::format!("portcullis: provider {name}: key set fetch failed: {reason}"));
             }
         }
-        let waiting = root.waiting.clone();
-        for stream_id in waiting {
+        for stream_id in root.waiting.clone() {
             self.resume(context_id, stream_id, false);
         }
     }
@@ -307,90 +355,32 @@ impl Filter {
             return Verdict::Answered;
         };
         let Some(request) = &stream.request else { return Verdict::Continue };
-        let parts = RequestParts {
-            method: &request.method,
-            path: &request.path,
-            scheme: &request.scheme,
-            authority: &request.authority,
-            headers: &request.headers,
-        };
-        let mut keys = Keys { remote: &mut root.remote, now_ms: now };
-        let decision = gate.decide(parts, &mut keys, now / 1000, final_attempt);
+        let decision = root.decide(&gate, request, now, final_attempt);
         let path = path_for_log(&request.path).to_string();
+
         match decision {
-            Decision::Allow(allowed) => {
+            Some(Decision::Allow(allowed)) => {
                 stream.decided = true;
-                root.waiting.retain(|id| *id != stream_id);
-                for name in &allowed.remove_headers {
-                    let _ = abi::remove_header(MapType::HttpRequestHeaders, name);
-                }
-                for (name, value) in &allowed.set_headers {
-                    let _ = abi::replace_header(MapType::HttpRequestHeaders, name, value);
-                }
-                let providers: Vec<&str> = allowed.verified.iter().filter_map(|index| gate.providers.get(*index)).map(|provider| provider.name.as_str()).collect();
-                root.count("portcullis.allowed");
-                for name in &providers {
-                    root.count(&alloc::format!("portcullis.provider.{name}.allowed"));
-                }
-                let stale: Vec<String> = root
-                    .remote
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(index, keys)| keys.as_ref().filter(|keys| allowed.verified.contains(&index) && keys.is_stale(now)))
-                    .map(|keys| alloc::format!("portcullis.provider.{}.jwks_stale_in_use", keys.name))
-                    .collect();
-                for name in stale {
-                    root.count(&name);
-                }
-                log(LogLevel::Debug, root.log_level, &alloc::format!("portcullis: allowed providers={} path={path}", providers.join(",")));
+                root.allow(&gate, &allowed, stream_id, &path, now);
                 Verdict::Continue
             }
-            Decision::Deny(denial) => {
+            Some(Decision::Deny(denial)) => {
                 stream.decided = true;
-                root.waiting.retain(|id| *id != stream_id);
-                let provider = denial.provider.and_then(|index| gate.providers.get(index)).map(|provider| provider.name.clone());
-                root.count("portcullis.denied");
-                root.count(&alloc::format!("portcullis.denied.{}", denial.code.as_str()));
-                if let Some(name) = &provider {
-                    root.count(&alloc::format!("portcullis.provider.{name}.denied.{}", denial.code.as_str()));
-                }
-                log(
-                    LogLevel::Debug,
-                    root.log_level,
-                    &alloc::format!(
-                        "portcullis: denied status={} code={} provider={} path={path}: {}",
-                        denial.status,
-                        denial.code,
-                        provider.as_deref().unwrap_or("-"),
-                        denial.message
-                    ),
-                );
-                let headers: Vec<(&str, &str)> = denial.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
-                let details = alloc::format!("portcullis_denied{{{}}}", denial.code.as_str());
-                if abi::send_local_response(denial.status, &details, denial.body.as_bytes(), &headers).is_err() {
-                    log(LogLevel::Error, root.log_level, "portcullis: the host refused the local reply");
-                }
+                root.deny(&gate, &denial, stream_id, &path);
                 Verdict::Answered
             }
-            Decision::Pending { providers } => {
-                if final_attempt {
-                    // The gate turns pending keys into failures on the final attempt.
-                    return Verdict::Continue;
-                }
-                if stream.waiting_since_ms.is_none() {
-                    stream.waiting_since_ms = Some(now);
-                }
-                if !root.waiting.contains(&stream_id) {
-                    root.waiting.push(stream_id);
-                }
-                root.start_fetches(now);
-                for index in providers {
-                    if let Some(Some(keys)) = root.remote.get(index) {
-                        log(LogLevel::Debug, root.log_level, &alloc::format!("portcullis: waiting for keys of provider {} path={path}", keys.name));
-                    }
-                }
-                root.set_tick(BUSY_TICK_MS);
+            Some(Decision::Pending { providers }) if !final_attempt => {
+                stream.waiting_since_ms.get_or_insert(now);
+                root.wait(stream_id, &providers, &path, now);
                 Verdict::Waiting
+            }
+            // The gate never returns Pending on a final attempt; fail closed if it did.
+            Some(Decision::Pending { .. }) | None => {
+                stream.decided = true;
+                root.waiting.retain(|id| *id != stream_id);
+                log(LogLevel::Error, root.log_level, &alloc::format!("portcullis: no decision for path={path}; responding with status 500"));
+                let _ = abi::send_local_response(500, "portcullis_no_decision", b"", &[]);
+                Verdict::Answered
             }
         }
     }
@@ -403,48 +393,158 @@ enum Verdict {
 }
 
 impl Root {
+    /// Asks the gate. A pending decision that adopted another worker's keys on the way is
+    /// taken again at once; the second pass cannot adopt anything new.
+    fn decide(&mut self, gate: &Gate, request: &StoredRequest, now: u64, final_attempt: bool) -> Option<Decision> {
+        let parts = RequestParts {
+            method: &request.method,
+            path: &request.path,
+            scheme: &request.scheme,
+            authority: &request.authority,
+            headers: &request.headers,
+        };
+        let mut decision = None;
+        for _ in 0..2 {
+            let mut keys = Keys { remote: &mut self.remote, now_ms: now, adopted: false };
+            let current = gate.decide_with_cache(parts, &mut keys, &mut self.cache, now / 1000, final_attempt);
+            let retry = matches!(current, Decision::Pending { .. }) && keys.adopted;
+            decision = Some(current);
+            if !retry {
+                break;
+            }
+        }
+        let stats = self.cache.take_stats();
+        self.counters.add(metrics::JWT_CACHE_HIT, stats.hits);
+        self.counters.add(metrics::JWT_CACHE_MISS, stats.misses);
+        decision
+    }
+
+    /// Applies the header changes of an allowed request, counts it and logs it.
+    fn allow(&mut self, gate: &Gate, allowed: &Allowed, stream_id: u32, path: &str, now: u64) {
+        self.waiting.retain(|id| *id != stream_id);
+        for name in &allowed.remove_headers {
+            let _ = abi::remove_header(MapType::HttpRequestHeaders, name);
+        }
+        for (name, value) in &allowed.set_headers {
+            let _ = abi::replace_header(MapType::HttpRequestHeaders, name, value);
+        }
+
+        let providers: Vec<&str> =
+            allowed.verified.iter().filter_map(|index| gate.providers.get(*index)).map(|provider| provider.name.as_str()).collect();
+        self.counters.increment(metrics::ALLOWED);
+        if allowed.cors_preflight {
+            self.counters.increment(metrics::CORS_PREFLIGHT_BYPASSED);
+        }
+        for name in &providers {
+            self.counters.increment(&metrics::provider(name, "allowed"));
+        }
+        self.report_stale_keys(&allowed.verified, now);
+
+        let reason = if allowed.cors_preflight {
+            "cors_preflight"
+        } else if providers.is_empty() {
+            "no_token_required"
+        } else {
+            "verified"
+        };
+        log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: allowed reason={reason} providers={} path={path}", providers.join(",")));
+    }
+
+    /// Sends the denial as a local reply, counts it and logs it.
+    fn deny(&mut self, gate: &Gate, denial: &Denial, stream_id: u32, path: &str) {
+        self.waiting.retain(|id| *id != stream_id);
+        let provider = denial.provider.and_then(|index| gate.providers.get(index)).map(|provider| provider.name.as_str());
+        self.counters.increment(metrics::DENIED);
+        self.counters.increment(&metrics::denied_code(denial.code));
+        if let Some(name) = provider {
+            self.counters.increment(&metrics::provider(name, "denied"));
+            self.counters.increment(&metrics::provider_denied_code(name, denial.code));
+        }
+        log(
+            LogLevel::Debug,
+            self.log_level,
+            &alloc::format!(
+                "portcullis: denied status={} code={} provider={} path={path}: {}",
+                denial.status,
+                denial.code,
+                provider.unwrap_or("-"),
+                denial.message
+            ),
+        );
+
+        let headers: Vec<(&str, &str)> = denial.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let details = alloc::format!("portcullis_denied{{{}}}", denial.code.as_str());
+        if abi::send_local_response(denial.status, &details, denial.body.as_bytes(), &headers).is_err() {
+            log(LogLevel::Error, self.log_level, "portcullis: the host rejected the local reply");
+        }
+    }
+
+    /// Keeps a stream paused until keys arrive, and makes sure they are being fetched.
+    fn wait(&mut self, stream_id: u32, providers: &[usize], path: &str, now: u64) {
+        if !self.waiting.contains(&stream_id) {
+            self.waiting.push(stream_id);
+        }
+        self.start_fetches(now);
+        for index in providers {
+            if let Some(Some(keys)) = self.remote.get(*index) {
+                log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: waiting for keys of provider {} path={path}", keys.name));
+            }
+        }
+        self.set_tick(BUSY_TICK_MS);
+    }
+
     fn start_fetches(&mut self, now: u64) {
-        let vm_id = self.vm_id;
         let level = self.log_level;
         let mut started = Vec::new();
+        let mut failed = Vec::new();
         for (index, keys) in self.remote.iter_mut().enumerate() {
             let Some(keys) = keys else { continue };
             if !keys.wants_fetch(now) {
                 continue;
             }
-            match keys.start_fetch(now, vm_id) {
+            match keys.start_fetch(now) {
                 Ok(Some(token)) => started.push((token, index)),
                 Ok(None) => {}
-                Err(reason) => log(LogLevel::Warn, level, &alloc::format!("portcullis: provider {}: key set fetch failed: {reason}", keys.name)),
+                Err(reason) => {
+                    log(LogLevel::Warn, level, &alloc::format!("portcullis: provider {}: key set fetch failed: {reason}", keys.name));
+                    failed.push(keys.name.clone());
+                }
             }
         }
         for (token, index) in started {
             self.callouts.insert(token, index);
         }
+        for name in failed {
+            self.counters.increment(&metrics::provider(&name, "jwks_fetch_failed"));
+        }
+    }
+
+    /// Counts requests verified with stale keys, and warns once per stale period.
+    fn report_stale_keys(&mut self, verified: &[usize], now: u64) {
+        let level = self.log_level;
+        let mut stale = Vec::new();
+        for (index, keys) in self.remote.iter_mut().enumerate() {
+            let Some(keys) = keys else { continue };
+            if !verified.contains(&index) || !keys.is_stale(now) {
+                continue;
+            }
+            if let Some(notice) = keys.stale_notice(now) {
+                log(LogLevel::Warn, level, &alloc::format!("portcullis: provider {}: {notice}", keys.name));
+            }
+            stale.push(metrics::provider(&keys.name, "jwks_stale_in_use"));
+        }
+        for name in stale {
+            self.counters.increment(&name);
+        }
     }
 
     fn pending_timeout_ms(&self) -> u64 {
-        self.remote.iter().flatten().map(|keys| keys.timing().pending_timeout_ms).max().unwrap_or(5_000)
+        self.remote.iter().flatten().map(|keys| keys.timing().pending_timeout_ms).max().unwrap_or(DEFAULT_PENDING_TIMEOUT_MS)
     }
 
     fn set_tick(&mut self, period: u32) {
         if self.tick_ms != period && abi::set_tick_period(period).is_ok() {
             self.tick_ms = period;
-        }
-    }
-
-    /// Adds one to a counter, defining it on first use. Hosts without metrics are ignored.
-    fn count(&mut self, name: &str) {
-        let id = match self.metrics.get(name) {
-            Some(id) => *id,
-            None => {
-                let id = abi::define_metric(MetricType::Counter, name).ok();
-                self.metrics.insert(name.to_string(), id);
-                id
-            }
-        };
-        if let Some(id) = id {
-            let _ = abi::increment_metric(id, 1);
         }
     }
 }

@@ -1,20 +1,38 @@
-//! Remote key sets in Envoy: fetches through a cluster, and sharing between workers.
+//! Remote key sets in Envoy: fetches through a cluster, optionally after OpenID Connect
+//! discovery, and sharing between workers.
 //!
-//! Envoy runs one VM per worker thread. Fetched sets are published in shared data so one
-//! fetch serves every worker: `<prefix>jwks` holds the fetch time and the JWKS body,
-//! `<prefix>version` the fetch time alone (cheap to poll), and `<prefix>lease` who may
-//! fetch next, taken with compare-and-swap so only one worker fetches at a time.
+//! Envoy runs one VM per worker thread, and a paused request can only be resumed by its own
+//! worker. Fetch results are therefore published in shared data, which every worker reads
+//! on its ticks. Per key source (the provider name and a digest of its URL and cluster) the
+//! keys under `portcullis/<provider>/<digest>/` are:
+//!
+//! - `jwks`: fetch time (u64 milliseconds), content version (u64), then the JWKS body;
+//! - `version`: a publication number (u64) that grows with every publication, cheap to
+//!   poll;
+//! - `lease`: until when (u64) which VM (u32) may fetch, taken with compare-and-swap so one
+//!   worker fetches at a time;
+//! - `failure`: time (u64), next retry time (u64), failure count (u32), then the reason,
+//!   so every worker reports the same error and keeps the same backoff;
+//! - `kid_refetch`: when (u64) the last refetch for an unknown `kid` was granted, taken
+//!   with compare-and-swap so the cooldown holds for all workers together;
+//! - `jwks_uri`: the key-set URL found by discovery.
+//!
+//! All integers are little-endian. A host without shared data makes every worker fetch
+//! for itself.
 
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::abi::{self, BufferType, MapType};
-use crate::config::RemoteTiming;
+use sha2::{Digest, Sha256};
+
+use super::abi::{self, BufferType, MapType, CAS_MISMATCH};
+use crate::config::{Provider, RemoteTiming};
 use crate::gate::KeyLookup;
 use crate::jwks::{KeySet, KeySetOptions, MAX_JWKS_BYTES};
+use crate::keycache::discovery::{self, MAX_DISCOVERY_BYTES};
 use crate::keycache::{KeyCache, Served};
-use crate::policy::RemoteJwks;
+use crate::policy::{IssuerMatcher, RemoteJwks};
 
 /// Where a fetch goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,18 +48,40 @@ pub struct FetchTarget {
 }
 
 impl FetchTarget {
-    /// Splits `scheme://authority/path` and pairs it with a cluster.
+    /// Splits `scheme://authority/path` and pairs it with a cluster. A fragment is dropped.
     pub fn parse(uri: &str, cluster: &str) -> Option<Self> {
         let (scheme, rest) = uri.split_once("://")?;
-        let (authority, path) = match rest.find('/') {
+        let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+        let (authority, path) = match rest.find(['/', '?']) {
             Some(index) => rest.split_at(index),
             None => (rest, "/"),
         };
-        if authority.is_empty() || cluster.is_empty() {
+        let path = if path.starts_with('?') { alloc::format!("/{path}") } else { path.to_string() };
+        if authority.is_empty() || cluster.is_empty() || !matches!(scheme, "http" | "https") {
             return None;
         }
-        Some(Self { cluster: cluster.to_string(), authority: authority.to_string(), path: path.to_string(), scheme: scheme.to_string() })
+        Some(Self { cluster: cluster.to_string(), authority: authority.to_string(), path, scheme: scheme.to_string() })
     }
+}
+
+/// Where the keys come from.
+enum Source {
+    /// A fixed key-set URL.
+    Jwks(FetchTarget),
+    /// A discovery document whose `jwks_uri` names the key set, fetched through the same
+    /// cluster.
+    Discovery {
+        document: FetchTarget,
+        uri: String,
+        jwks: Option<FetchTarget>,
+    },
+}
+
+/// The request a fetch in flight made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Discovery,
+    Jwks,
 }
 
 /// The remote keys of one provider in one VM.
@@ -49,63 +89,129 @@ pub struct RemoteKeys {
     /// Provider name, for logs and metrics.
     pub name: String,
     cache: KeyCache,
-    target: FetchTarget,
+    source: Source,
+    issuers: Vec<IssuerMatcher>,
     shared_prefix: String,
+    vm_id: u32,
     seen_version: u64,
-    /// Token of the fetch in flight from this VM.
-    pub in_flight: Option<u32>,
+    seen_failure_at: u64,
+    in_flight: Option<(u32, Step)>,
+    stale_reported: bool,
 }
 
-/// A fetch result, for logs and metrics.
+/// What a finished call led to, for logs and metrics.
 pub enum FetchResult {
-    /// Keys stored.
+    /// Keys stored and published.
     Stored {
         /// Usable keys.
         keys: usize,
         /// Entries skipped, with reasons.
         skipped: Vec<String>,
     },
+    /// Discovery found the key-set URL; the call for the keys has started with this token.
+    Continued(u32),
     /// The fetch failed; last good keys, if any, keep serving.
     Failed(String),
 }
 
-fn read_u64(bytes: &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at.checked_add(8)?)?.try_into().ok()?))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+/// Returns the first eight bytes of a SHA-256 digest, as a number.
+fn digest_u64(bytes: &[u8]) -> u64 {
+    let digest = Sha256::digest(bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(first)
+}
+
+/// Returns a number in `0.0..=1.0` from the host's randomness (WASI `random_get`), or from the
+/// clock when that fails, to spread the retries of workers that failed together.
+fn jitter() -> f32 {
+    let mut bytes = [0u8; 4];
+    let value = if getrandom::getrandom(&mut bytes).is_ok() {
+        u32::from_le_bytes(bytes)
+    } else {
+        u32::try_from(abi::now_nanos().unwrap_or(0) % 1_000_000).unwrap_or(0)
+    };
+    value as f32 / u32::MAX as f32
 }
 
 impl RemoteKeys {
-    /// Creates the state for a provider; `None` when the configuration lacks a cluster.
-    pub fn new(root_id: &str, name: &str, remote: &RemoteJwks) -> Result<Self, String> {
-        let uri = remote
-            .http_uri
-            .as_ref()
-            .ok_or_else(|| String::from("`remote_jwks.http_uri` is required in Envoy (discovery needs `http_uri` too)"))?;
-        let cluster = uri
-            .cluster
-            .as_deref()
-            .ok_or_else(|| String::from("`remote_jwks.http_uri.cluster` is required in Envoy: name the cluster that reaches the key server"))?;
+    /// Creates the state for a remote provider of the checked gate.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the field when the configuration lacks what Envoy needs: a
+    /// cluster, an absolute URL, or an issuer to check discovery against.
+    pub fn new(provider: &Provider, remote: &RemoteJwks, vm_id: u32) -> Result<Self, String> {
+        let (field, uri) = match (&remote.http_uri, &remote.discovery_uri) {
+            (Some(uri), _) => ("http_uri", uri),
+            (None, Some(uri)) => ("discovery_uri", uri),
+            (None, None) => return Err(String::from("set `remote_jwks.http_uri` or `remote_jwks.discovery_uri`")),
+        };
+        let cluster = uri.cluster.as_deref().ok_or_else(|| {
+            alloc::format!("`remote_jwks.{field}.cluster` is required in Envoy: name the cluster that reaches the key server")
+        })?;
         let target = FetchTarget::parse(&uri.uri, cluster)
-            .ok_or_else(|| alloc::format!("`remote_jwks.http_uri.uri` {:?} is not an absolute URL", uri.uri))?;
+            .ok_or_else(|| alloc::format!("`remote_jwks.{field}.uri` {:?} is not an absolute http or https URL", uri.uri))?;
+        let issuers = provider.policy.issuers.clone();
+        let source = if remote.http_uri.is_some() {
+            Source::Jwks(target)
+        } else {
+            if issuers.is_empty() && discovery::issuer_of_discovery_uri(&uri.uri).is_none() {
+                return Err(alloc::format!(
+                    "`remote_jwks.discovery_uri.uri` {:?} does not end in {} and is not an RFC 8414 well-known URL; set `issuer` so the discovery document can be checked",
+                    uri.uri,
+                    discovery::OIDC_WELL_KNOWN
+                ));
+            }
+            Source::Discovery { document: target, uri: uri.uri.clone(), jwks: None }
+        };
+        let source_id = digest_u64(alloc::format!("{}\n{}\n{cluster}", field, uri.uri).as_bytes());
         Ok(Self {
-            name: name.to_string(),
+            name: provider.name.clone(),
             cache: KeyCache::new(RemoteTiming::of(remote)),
-            target,
-            shared_prefix: alloc::format!("portcullis/{root_id}/{name}/"),
+            source,
+            issuers,
+            shared_prefix: alloc::format!("portcullis/{}/{source_id:016x}/", provider.name),
+            vm_id,
             seen_version: 0,
+            seen_failure_at: 0,
             in_flight: None,
+            stale_reported: false,
         })
     }
 
-    /// The cache timing.
+    /// Returns the cache timing.
     pub fn timing(&self) -> &RemoteTiming {
         self.cache.timing()
+    }
+
+    fn key(&self, name: &str) -> String {
+        alloc::format!("{}{name}", self.shared_prefix)
+    }
+
+    /// Returns how long one worker may hold the fetch lease: long enough for every call of
+    /// one fetch to time out.
+    fn lease_ms(&self) -> u64 {
+        let calls = match self.source {
+            Source::Jwks(_) => 2,
+            Source::Discovery { .. } => 3,
+        };
+        self.timing().timeout_ms.saturating_mul(calls)
     }
 
     /// Returns what a request can verify with at `now_ms`.
     pub fn lookup(&self, now_ms: u64) -> KeyLookup<'_> {
         match self.cache.served(now_ms) {
             Served::Fresh(_) | Served::Stale(_) => match self.cache.current() {
-                Some(set) => KeyLookup::Ready(set),
+                Some(keys) => KeyLookup::Ready { keys, version: self.cache.version() },
                 None => KeyLookup::Pending,
             },
             Served::Nothing { reason: None } => KeyLookup::Pending,
@@ -115,33 +221,120 @@ impl RemoteKeys {
         }
     }
 
-    /// Whether stale keys are being served.
+    /// Returns whether stale keys are being served.
     pub fn is_stale(&self, now_ms: u64) -> bool {
         matches!(self.cache.served(now_ms), Served::Stale(_))
     }
 
-    /// Asks for a refetch for an unknown `kid`.
-    pub fn request_kid_refetch(&mut self, now_ms: u64) -> bool {
-        self.cache.request_kid_refetch(now_ms)
+    /// Returns a warning the first time stale keys serve after fresh ones did.
+    pub fn stale_notice(&mut self, now_ms: u64) -> Option<String> {
+        if !self.is_stale(now_ms) {
+            self.stale_reported = false;
+            return None;
+        }
+        if self.stale_reported {
+            return None;
+        }
+        self.stale_reported = true;
+        let age_s = now_ms.saturating_sub(self.cache.fetched_at_ms()) / 1000;
+        let grace_s = self.timing().stale_if_error_ms / 1000;
+        Some(alloc::format!(
+            "serving keys fetched {age_s} s ago, past their cache duration, for up to {grace_s} s after expiry while refreshes fail: {}",
+            self.cache.last_error().unwrap_or("no refresh has succeeded yet")
+        ))
     }
 
-    /// Adopts a newer set another worker published. Returns true when keys changed.
+    /// Adopts a newer set or failure another worker published, and the time of the last
+    /// refetch for an unknown `kid`. Returns true when what requests would get changed.
     pub fn sync_shared(&mut self, now_ms: u64) -> bool {
-        let version = match abi::shared_data(&alloc::format!("{}version", self.shared_prefix)) {
-            Ok(Some((bytes, _))) => read_u64(&bytes).unwrap_or(0),
+        let mut changed = self.adopt_shared_keys(now_ms);
+        if let Ok(Some((bytes, _))) = abi::shared_data(&self.key("failure")) {
+            if let (Some(failed_at), Some(retry_at), Some(failures)) = (read_u64(&bytes, 0), read_u64(&bytes, 8), read_u32(&bytes, 16)) {
+                if failed_at > self.seen_failure_at {
+                    self.seen_failure_at = failed_at;
+                    let reason = String::from_utf8_lossy(bytes.get(20..).unwrap_or_default()).into_owned();
+                    changed |= self.cache.adopt_failure(reason, failed_at, retry_at, failures);
+                }
+            }
+        }
+        if let Ok(Some((bytes, _))) = abi::shared_data(&self.key("kid_refetch")) {
+            if let Some(granted_at) = read_u64(&bytes, 0) {
+                self.cache.note_kid_refetch(granted_at);
+            }
+        }
+        changed
+    }
+
+    fn adopt_shared_keys(&mut self, now_ms: u64) -> bool {
+        let version = match abi::shared_data(&self.key("version")) {
+            Ok(Some((bytes, _))) => read_u64(&bytes, 0).unwrap_or(0),
             _ => return false,
         };
         if version <= self.seen_version {
             return false;
         }
-        let Ok(Some((bytes, _))) = abi::shared_data(&alloc::format!("{}jwks", self.shared_prefix)) else { return false };
-        let (Some(fetched_at), Some(body)) = (read_u64(&bytes), bytes.get(8..)) else { return false };
-        self.seen_version = version.max(fetched_at);
+        let Ok(Some((bytes, _))) = abi::shared_data(&self.key("jwks")) else { return false };
+        let (Some(fetched_at), Some(content_version), Some(body)) = (read_u64(&bytes, 0), read_u64(&bytes, 8), bytes.get(16..)) else {
+            return false;
+        };
+        self.seen_version = version;
         match KeySet::from_json(body, KeySetOptions::default()) {
             // Keys fetched long ago by another worker still age from their fetch time.
-            Ok(set) => self.cache.adopt(Arc::new(set), fetched_at.min(now_ms)),
+            Ok(set) => self.cache.adopt(Arc::new(set), content_version, fetched_at.min(now_ms)),
             Err(_) => false,
         }
+    }
+
+    /// Decides whether a request whose token names a `kid` missing from the keys should
+    /// wait for a refetch. Returns true when this call was granted the refetch (at most one
+    /// per cooldown across all workers), or when a refetch granted to any worker is still
+    /// under way.
+    pub fn request_kid_refetch(&mut self, now_ms: u64) -> bool {
+        let cooldown = self.timing().refetch_cooldown_ms;
+        let key = self.key("kid_refetch");
+        let entry = match abi::shared_data(&key) {
+            Ok(Some(entry)) => Some(entry),
+            Ok(None) => {
+                // Create the key first so the grant below is a compare-and-swap.
+                if abi::set_shared_data(&key, &0u64.to_le_bytes(), 0).is_err() {
+                    None
+                } else {
+                    abi::shared_data(&key).ok().flatten()
+                }
+            }
+            Err(_) => None,
+        };
+        let Some((value, cas)) = entry else {
+            // No shared data: the cooldown is this worker's own.
+            return self.cache.request_kid_refetch(now_ms);
+        };
+        let granted_at = read_u64(&value, 0).unwrap_or(0);
+        self.cache.note_kid_refetch(granted_at);
+        let cooling_down = granted_at > 0 && now_ms < granted_at.saturating_add(cooldown);
+        if !cooling_down && now_ms >= self.cache.retry_at_ms() {
+            match abi::set_shared_data(&key, &now_ms.to_le_bytes(), cas) {
+                Ok(()) => return self.cache.request_kid_refetch(now_ms) || self.refetch_under_way(now_ms),
+                Err(error) if error == CAS_MISMATCH => {
+                    // Another worker was granted it just now.
+                    if let Ok(Some((value, _))) = abi::shared_data(&key) {
+                        self.cache.note_kid_refetch(read_u64(&value, 0).unwrap_or(0));
+                    }
+                }
+                Err(_) => return self.cache.request_kid_refetch(now_ms),
+            }
+        }
+        self.refetch_under_way(now_ms)
+    }
+
+    /// Whether a refetch for an unknown `kid` was granted after the current keys were
+    /// fetched and may still be running.
+    ///
+    /// NOTE: keys fetched in the same millisecond as the grant count as its result, so a
+    /// request arriving then fails at once instead of waiting.
+    fn refetch_under_way(&self, now_ms: u64) -> bool {
+        self.cache.last_kid_refetch_ms().is_some_and(|granted_at| {
+            granted_at > self.cache.fetched_at_ms() && now_ms < granted_at.saturating_add(self.lease_ms())
+        })
     }
 
     /// Whether this VM should start a fetch now.
@@ -151,8 +344,8 @@ impl RemoteKeys {
 
     /// Takes the fetch lease in shared data. Returns false when another worker holds it.
     /// Hosts without shared data let every worker fetch.
-    fn take_lease(&self, now_ms: u64, vm_id: u32) -> bool {
-        let key = alloc::format!("{}lease", self.shared_prefix);
+    fn take_lease(&self, now_ms: u64) -> bool {
+        let key = self.key("lease");
         let (value, cas) = match abi::shared_data(&key) {
             Ok(Some(entry)) => entry,
             Ok(None) => {
@@ -168,20 +361,48 @@ impl RemoteKeys {
             }
             Err(_) => return true,
         };
-        if read_u64(&value).is_some_and(|until| until > now_ms) {
+        let holder = read_u32(&value, 8);
+        if read_u64(&value, 0).is_some_and(|until| until > now_ms) && holder != Some(self.vm_id) {
             return false;
         }
-        let until = now_ms.saturating_add(self.timing().timeout_ms.saturating_mul(2));
+        let until = now_ms.saturating_add(self.lease_ms());
         let mut lease = Vec::with_capacity(12);
         lease.extend_from_slice(&until.to_le_bytes());
-        lease.extend_from_slice(&vm_id.to_le_bytes());
+        lease.extend_from_slice(&self.vm_id.to_le_bytes());
         abi::set_shared_data(&key, &lease, cas).is_ok()
     }
 
     fn release_lease(&self) {
-        let key = alloc::format!("{}lease", self.shared_prefix);
-        if let Ok(Some((_, cas))) = abi::shared_data(&key) {
-            let _ = abi::set_shared_data(&key, &[0; 12], cas);
+        let key = self.key("lease");
+        if let Ok(Some((value, cas))) = abi::shared_data(&key) {
+            if read_u32(&value, 8) == Some(self.vm_id) {
+                let _ = abi::set_shared_data(&key, &[0; 12], cas);
+            }
+        }
+    }
+
+    /// Returns the next call of a fetch: the key set when its URL is known, else the
+    /// discovery document. A URL another worker discovered is taken from shared data.
+    fn next_call(&mut self) -> (FetchTarget, Step) {
+        let shared_uri = match &self.source {
+            Source::Discovery { jwks: None, .. } => abi::shared_data(&self.key("jwks_uri"))
+                .ok()
+                .flatten()
+                .and_then(|(bytes, _)| String::from_utf8(bytes).ok())
+                .filter(|uri| !uri.is_empty()),
+            _ => None,
+        };
+        match &mut self.source {
+            Source::Jwks(target) => (target.clone(), Step::Jwks),
+            Source::Discovery { document, jwks, .. } => {
+                if jwks.is_none() {
+                    *jwks = shared_uri.and_then(|uri| FetchTarget::parse(&uri, &document.cluster));
+                }
+                match jwks {
+                    Some(target) => (target.clone(), Step::Jwks),
+                    None => (document.clone(), Step::Discovery),
+                }
+            }
         }
     }
 
@@ -189,41 +410,90 @@ impl RemoteKeys {
     ///
     /// # Errors
     ///
-    /// The host's refusal of the call, as a message.
-    pub fn start_fetch(&mut self, now_ms: u64, vm_id: u32) -> Result<Option<u32>, String> {
-        if !self.take_lease(now_ms, vm_id) {
+    /// The host's refusal of the call, as a message; the failure is recorded.
+    pub fn start_fetch(&mut self, now_ms: u64) -> Result<Option<u32>, String> {
+        if !self.take_lease(now_ms) {
             return Ok(None);
         }
-        let target = &self.target;
+        self.cache.fetch_started(now_ms);
+        let (target, step) = self.next_call();
+        self.call(&target, step, now_ms).map(Some)
+    }
+
+    fn call(&mut self, target: &FetchTarget, step: Step, now_ms: u64) -> Result<u32, String> {
+        let accept = match step {
+            Step::Jwks => "application/jwk-set+json, application/json",
+            Step::Discovery => "application/json",
+        };
         let headers = [
             (":method", "GET"),
             (":path", target.path.as_str()),
             (":authority", target.authority.as_str()),
             (":scheme", target.scheme.as_str()),
-            ("accept", "application/jwk-set+json, application/json"),
+            ("accept", accept),
             ("user-agent", "portcullis"),
         ];
         let timeout = u32::try_from(self.timing().timeout_ms).unwrap_or(u32::MAX);
-        self.cache.fetch_started(now_ms);
         match abi::http_call(&target.cluster, &headers, timeout) {
             Ok(token) => {
-                self.in_flight = Some(token);
-                Ok(Some(token))
+                self.in_flight = Some((token, step));
+                Ok(token)
             }
             Err(error) => {
-                self.release_lease();
                 let reason = alloc::format!("the host refused the call to cluster {:?}: {}", target.cluster, error.name());
-                self.cache.fetch_failed(reason.clone(), now_ms, jitter(now_ms));
+                self.fail(reason.clone(), now_ms);
                 Err(reason)
             }
         }
     }
 
-    /// Handles the answer to this VM's fetch.
+    /// Returns whether `token` is this provider's call in flight.
+    pub fn owns_call(&self, token: u32) -> bool {
+        self.in_flight.is_some_and(|(in_flight, _)| in_flight == token)
+    }
+
+    /// Handles the response to this VM's call.
     pub fn finish_fetch(&mut self, header_count: usize, body_size: usize, now_ms: u64) -> FetchResult {
-        self.in_flight = None;
-        self.release_lease();
-        let result = read_response(header_count, body_size).and_then(|body| {
+        let Some((_, step)) = self.in_flight.take() else {
+            return FetchResult::Failed(String::from("a response arrived for a call that is not in flight"));
+        };
+        match step {
+            Step::Discovery => self.finish_discovery(header_count, body_size, now_ms),
+            Step::Jwks => self.finish_jwks(header_count, body_size, now_ms),
+        }
+    }
+
+    fn finish_discovery(&mut self, header_count: usize, body_size: usize, now_ms: u64) -> FetchResult {
+        let Source::Discovery { document, uri, .. } = &self.source else {
+            return FetchResult::Failed(String::from("a discovery response arrived for a provider without discovery"));
+        };
+        let cluster = document.cluster.clone();
+        let found = read_response("discovery endpoint", header_count, body_size, MAX_DISCOVERY_BYTES).and_then(|body| {
+            let jwks_uri = discovery::jwks_uri_from_discovery(&body, uri, &self.issuers).map_err(|error| error.to_string())?;
+            let target = FetchTarget::parse(&jwks_uri, &cluster)
+                .ok_or_else(|| alloc::format!("discovery document's `jwks_uri` {jwks_uri:?} cannot be fetched"))?;
+            Ok((jwks_uri, target))
+        });
+        match found {
+            Ok((jwks_uri, target)) => {
+                let _ = abi::set_shared_data(&self.key("jwks_uri"), jwks_uri.as_bytes(), 0);
+                if let Source::Discovery { jwks, .. } = &mut self.source {
+                    *jwks = Some(target.clone());
+                }
+                match self.call(&target, Step::Jwks, now_ms) {
+                    Ok(token) => FetchResult::Continued(token),
+                    Err(reason) => FetchResult::Failed(reason),
+                }
+            }
+            Err(reason) => {
+                self.fail(reason.clone(), now_ms);
+                FetchResult::Failed(reason)
+            }
+        }
+    }
+
+    fn finish_jwks(&mut self, header_count: usize, body_size: usize, now_ms: u64) -> FetchResult {
+        let result = read_response("key server", header_count, body_size, MAX_JWKS_BYTES).and_then(|body| {
             let set = KeySet::from_json(&body, KeySetOptions::default()).map_err(|error| error.to_string())?;
             Ok((set, body))
         });
@@ -231,49 +501,96 @@ impl RemoteKeys {
             Ok((set, body)) => {
                 let keys = set.keys().len();
                 let skipped = set.skipped().iter().map(ToString::to_string).collect();
-                self.cache.fetch_succeeded(Arc::new(set), now_ms);
-                self.publish(&body, now_ms);
+                let version = digest_u64(&body);
+                self.cache.fetch_succeeded(Arc::new(set), version, now_ms);
+                self.publish(&body, version, now_ms);
+                self.release_lease();
                 FetchResult::Stored { keys, skipped }
             }
             Err(reason) => {
-                self.cache.fetch_failed(reason.clone(), now_ms, jitter(now_ms));
+                // The discovered URL may be what broke: the next attempt discovers again.
+                if let Source::Discovery { jwks, .. } = &mut self.source {
+                    *jwks = None;
+                    let _ = abi::set_shared_data(&self.key("jwks_uri"), b"", 0);
+                }
+                self.fail(reason.clone(), now_ms);
                 FetchResult::Failed(reason)
             }
         }
     }
 
-    fn publish(&mut self, body: &[u8], now_ms: u64) {
-        let mut value = Vec::with_capacity(8 + body.len());
+    /// Records a failed fetch, publishes it for the other workers and frees the lease.
+    fn fail(&mut self, reason: String, now_ms: u64) {
+        self.in_flight = None;
+        self.cache.fetch_failed(reason.clone(), now_ms, jitter());
+        let mut value = Vec::with_capacity(20 + reason.len());
         value.extend_from_slice(&now_ms.to_le_bytes());
+        value.extend_from_slice(&self.cache.retry_at_ms().to_le_bytes());
+        value.extend_from_slice(&self.cache.failures().to_le_bytes());
+        value.extend_from_slice(reason.as_bytes());
+        if abi::set_shared_data(&self.key("failure"), &value, 0).is_ok() {
+            self.seen_failure_at = now_ms;
+        }
+        self.release_lease();
+    }
+
+    fn publish(&mut self, body: &[u8], version: u64, now_ms: u64) {
+        let mut value = Vec::with_capacity(16 + body.len());
+        value.extend_from_slice(&now_ms.to_le_bytes());
+        value.extend_from_slice(&version.to_le_bytes());
         value.extend_from_slice(body);
-        let published = abi::set_shared_data(&alloc::format!("{}jwks", self.shared_prefix), &value, 0).is_ok()
-            && abi::set_shared_data(&alloc::format!("{}version", self.shared_prefix), &now_ms.to_le_bytes(), 0).is_ok();
+        // The publication number grows with every publication, even two in one millisecond.
+        let previous = match abi::shared_data(&self.key("version")) {
+            Ok(Some((bytes, _))) => read_u64(&bytes, 0).unwrap_or(0),
+            _ => 0,
+        };
+        let number = now_ms.max(previous.saturating_add(1));
+        let published = abi::set_shared_data(&self.key("jwks"), &value, 0).is_ok()
+            && abi::set_shared_data(&self.key("version"), &number.to_le_bytes(), 0).is_ok();
         if published {
-            self.seen_version = now_ms;
+            self.seen_version = number;
         }
     }
 }
 
-/// A spread in `0.0..1.0` for retry delays, from the clock's low bits: workers that failed
-/// together retry at different times.
-fn jitter(now_ms: u64) -> f32 {
-    let nanos = abi::now_nanos().unwrap_or(now_ms);
-    (nanos % 1000) as f32 / 1000.0
-}
-
-fn read_response(header_count: usize, body_size: usize) -> Result<Vec<u8>, String> {
+/// Reads the body, of at most `max_bytes`, of a 200 response. A larger body is rejected
+/// before any of it is copied into the VM.
+fn read_response(server: &str, header_count: usize, body_size: usize, max_bytes: usize) -> Result<Vec<u8>, String> {
     if header_count == 0 {
-        return Err(String::from("the key server could not be reached or timed out"));
+        return Err(alloc::format!("the {server} could not be reached or reset the connection"));
     }
     let headers = abi::header_pairs(MapType::HttpCallResponseHeaders)
-        .map_err(|error| alloc::format!("the host could not return the response headers: {}", error.name()))?;
+        .map_err(|error| alloc::format!("the host could not return the {server}'s response headers: {}", error.name()))?;
     let status = headers.iter().find(|(name, _)| name == ":status").map(|(_, value)| value.as_str());
     if status != Some("200") {
-        return Err(alloc::format!("the key server answered status {}", status.unwrap_or("(none)")));
+        let hint = match status {
+            Some("504") => " (timed out)",
+            Some("503") => " (unreachable or overloaded)",
+            _ => "",
+        };
+        return Err(alloc::format!("the {server} returned status {}{hint}", status.unwrap_or("(none)")));
     }
-    if body_size > MAX_JWKS_BYTES {
-        return Err(alloc::format!("the key set is {body_size} bytes, more than the maximum of {MAX_JWKS_BYTES}"));
+    if body_size > max_bytes {
+        return Err(alloc::format!("the {server}'s response is {body_size} bytes, more than the maximum of {max_bytes}"));
     }
     abi::buffer(BufferType::HttpCallResponseBody, body_size)
-        .map_err(|error| alloc::format!("the host could not return the response body: {}", error.name()))
+        .map_err(|error| alloc::format!("the host could not return the {server}'s response body: {}", error.name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_target_split() {
+        let target = FetchTarget::parse("https://idp.example.com/a/jwks?x=1#frag", "idp").unwrap();
+        assert_eq!(target.authority, "idp.example.com");
+        assert_eq!(target.path, "/a/jwks?x=1");
+        assert_eq!(target.scheme, "https");
+        assert_eq!(FetchTarget::parse("https://idp.example.com", "idp").unwrap().path, "/");
+        assert_eq!(FetchTarget::parse("https://idp.example.com?x=1", "idp").unwrap().path, "/?x=1");
+        assert!(FetchTarget::parse("https:///jwks", "idp").is_none());
+        assert!(FetchTarget::parse("ftp://idp.example.com/jwks", "idp").is_none());
+        assert!(FetchTarget::parse("https://idp.example.com/jwks", "").is_none());
+    }
 }

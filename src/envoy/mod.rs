@@ -13,6 +13,7 @@
 pub mod abi;
 mod filter;
 mod keys;
+mod metrics;
 
 use alloc::vec::Vec;
 

@@ -1,5 +1,6 @@
-//! The wasm-bindgen adapter behind the npm package `portcullis` (feature `web`) and its
-//! `portcullis/verify` entry point (feature `web-verify`).
+//! The wasm-bindgen adapter behind the npm package `portcullis` (feature `web`), its
+//! `portcullis/verify` entry point (feature `web-verify`) and its `portcullis/gate` entry
+//! point for edge workers (feature `web-gate`).
 //!
 //! Each export converts JavaScript values to Rust, calls the core, and converts the result
 //! back. No check lives here: PKCE rules, authorization request and response rules,
@@ -19,6 +20,8 @@
 mod authorization;
 mod convert;
 mod errors;
+#[cfg(feature = "web-gate")]
+mod gate;
 mod inspect;
 mod pkce;
 // Single-threaded WebAssembly only: talc's wasm allocator assumes no atomics.
@@ -28,6 +31,8 @@ mod runtime;
 mod verify;
 
 pub use authorization::{build_authorization_url, parse_authorization_response};
+#[cfg(feature = "web-gate")]
+pub use gate::WebGate;
 pub use inspect::{expires_in, inspect_token, is_expired};
 pub use pkce::{create_pkce, pkce_challenge, random_nonce, random_state, verify_pkce};
 #[cfg(feature = "web-verify")]

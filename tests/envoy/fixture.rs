@@ -2,10 +2,11 @@
 //! oidc-provider on 127.0.0.1) and host options.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use envoy_host::{Clock, Envoy, HostOptions, LogLevel, Outcome, Request, StartError};
@@ -30,7 +31,8 @@ pub fn filter_wasm() -> Vec<u8> {
 /// The authorization server fixture: a real oidc-provider with tokens from real logins.
 pub struct Authz {
     child: Child,
-    _stdin: ChildStdin,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
     pub issuer: String,
     pub port: u16,
     pub jwks_uri: String,
@@ -51,10 +53,9 @@ impl Authz {
             .spawn()
             .expect("node must be installed to run the token fixture");
         let stdin = child.stdin.take().expect("piped stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("fixture output");
+        stdout.read_line(&mut line).expect("fixture output");
         let output: Value = serde_json::from_str(&line)
             .unwrap_or_else(|error| panic!("fixture printed {line:?}: {error}; run `npm ci` in js/"));
         let tokens = output["tokens"]
@@ -65,7 +66,8 @@ impl Authz {
             .collect();
         Authz {
             child,
-            _stdin: stdin,
+            stdin,
+            stdout,
             issuer: output["issuer"].as_str().expect("issuer").to_string(),
             port: u16::try_from(output["port"].as_u64().expect("port")).expect("port fits"),
             jwks_uri: output["jwksUri"].as_str().expect("jwksUri").to_string(),
@@ -73,6 +75,24 @@ impl Authz {
             audience: output["audience"].as_str().expect("audience").to_string(),
             tokens,
         }
+    }
+
+    /// The fixture shared by the tests of this process that do not rotate keys. It stops
+    /// when the test process exits and closes its stdin.
+    pub fn shared() -> &'static Authz {
+        static SHARED: OnceLock<Authz> = OnceLock::new();
+        SHARED.get_or_init(Authz::start)
+    }
+
+    /// Sends a command (`rotate`, `retire`) and returns the fixture's JSON reply.
+    pub fn command(&mut self, name: &str) -> Value {
+        writeln!(self.stdin, "{name}").expect("fixture stdin");
+        self.stdin.flush().expect("fixture stdin");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("fixture answer");
+        let answer: Value = serde_json::from_str(&line).unwrap_or_else(|error| panic!("fixture answered {line:?}: {error}"));
+        assert_ne!(answer["event"], "error", "fixture command {name} failed: {answer}");
+        answer
     }
 
     /// A token by fixture name (`valid`, `es256`, `wrongAudience`, `wrongIssuer`, ...).
@@ -163,4 +183,101 @@ pub fn forwarded(outcome: &Outcome) -> &[(String, String)] {
         Outcome::Forwarded { headers, .. } => headers,
         other => panic!("expected the request to be forwarded, got {other:?}"),
     }
+}
+
+/// Returns the configuration `{"providers": {"idp": provider}}`.
+pub fn config(provider: Value) -> Value {
+    json!({ "providers": { "idp": provider } })
+}
+
+/// Returns the first part of a plain-text denial body: `<code>: <message>`.
+pub fn code_of(body: &str) -> &str {
+    body.split(':').next().unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch, for claims of locally signed tokens.
+pub fn now_seconds() -> i64 {
+    let elapsed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock after 1970");
+    i64::try_from(elapsed.as_secs()).expect("seconds fit")
+}
+
+/// The issuer of locally signed tokens.
+pub const LOCAL_ISSUER: &str = crate::common::ISSUER;
+
+/// The audience of locally signed tokens.
+pub const LOCAL_AUDIENCE: &str = crate::common::AUDIENCE;
+
+/// Claims valid for an hour from now, with members added or replaced (`null` removes one).
+pub fn local_claims(changes: &Value) -> Value {
+    let now = now_seconds();
+    let claims = json!({
+        "iss": LOCAL_ISSUER,
+        "aud": LOCAL_AUDIENCE,
+        "sub": "user-123",
+        "iat": now,
+        "exp": now + 3600,
+    });
+    crate::common::with(&claims, changes)
+}
+
+/// Signs an RS256 token with the committed test key `K_RSA_A` (kid `rsa-a`).
+pub fn local_token(changes: &Value) -> String {
+    crate::common::rs256(&local_claims(changes))
+}
+
+/// Returns a provider with the committed test keys inline (`K_RSA_A` for RS256, `K_EC_A` for
+/// ES256), their issuer and audience, and `fields` added or replaced.
+pub fn local_provider(fields: &Value) -> Value {
+    let provider = json!({
+        "issuer": LOCAL_ISSUER,
+        "audiences": [LOCAL_AUDIENCE],
+        "algorithms": ["RS256", "ES256"],
+        "local_jwks": { "inline": { "keys": crate::common::jwks_a_keys() } },
+    });
+    crate::common::with(&provider, fields)
+}
+
+/// Returns a counter's value, 0 when it was never defined.
+pub fn metric(envoy: &Envoy, name: &str) -> u64 {
+    envoy.metrics().get(name).copied().unwrap_or(0)
+}
+
+/// Asserts that no log line contains any of `secrets`.
+#[track_caller]
+pub fn assert_not_logged(envoy: &Envoy, secrets: &[&str]) {
+    for record in envoy.logs() {
+        for secret in secrets {
+            assert!(!record.message.contains(secret), "a log line contains a token: {}", record.message);
+        }
+    }
+}
+
+/// Log lines at warning level or above that contain `text`.
+pub fn warnings(envoy: &Envoy, text: &str) -> Vec<String> {
+    envoy
+        .logs()
+        .into_iter()
+        .filter(|record| record.level >= LogLevel::Warn && record.message.contains(text))
+        .map(|record| record.message)
+        .collect()
+}
+
+/// Returns the `:path` of every callout to `cluster`, in order.
+pub fn paths_of(envoy: &Envoy, cluster: &str) -> Vec<String> {
+    envoy
+        .callouts()
+        .iter()
+        .filter(|call| call.cluster == cluster)
+        .filter_map(|call| header(&call.headers, ":path").map(str::to_string))
+        .collect()
+}
+
+/// `token` with one character in the middle of its signature changed, so the signature
+/// no longer verifies but stays canonical base64url of the same length.
+pub fn tamper_signature(token: &str) -> String {
+    let (signing_input, signature) = token.rsplit_once('.').expect("three segments");
+    let mut characters: Vec<char> = signature.chars().collect();
+    let middle = characters.len() / 2;
+    characters[middle] = if characters[middle] == 'A' { 'B' } else { 'A' };
+    format!("{signing_input}.{}", characters.into_iter().collect::<String>())
 }

@@ -2,14 +2,25 @@
 //! The Envoy filter in the proxy-wasm stand-in, with tokens from a real oidc-provider.
 //!
 //! Needs the filter built (`make filter`) and js/node_modules installed (`npm ci` in js/).
+//! Tests that do not rotate keys share one token fixture ([`fixture::Authz::shared`]).
 
+#[path = "../common/mod.rs"]
+mod common;
+mod examples;
+mod faults;
+mod features;
 mod fixture;
+mod observability;
+mod replies;
+mod rules;
+mod soak;
+mod workers;
 
 use std::time::Duration;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use envoy_host::{Outcome, StartError};
-use fixture::{forwarded, header, reply, request, start, Authz};
+use fixture::{code_of, config, forwarded, header, reply, request, start, Authz};
 use serde_json::{json, Value};
 
 fn tampered(token: &str) -> String {
@@ -26,18 +37,9 @@ fn alg_none(token: &str) -> String {
     format!("{header}.{payload}.")
 }
 
-fn config(provider: Value) -> Value {
-    json!({ "providers": { "idp": provider } })
-}
-
-/// The first line of a plain-text denial body: `<code>: <message>`.
-fn code_of(body: &str) -> &str {
-    body.split(':').next().unwrap_or_default()
-}
-
 #[test]
 fn demo_rows_through_filter() {
-    let authz = Authz::start();
+    let authz = Authz::shared();
     let mut envoy = start(fixture::options(&config(authz.remote_provider()), authz.clusters()));
 
     let outcome = envoy.send(0, request(Some(authz.token("valid"))));
@@ -82,7 +84,7 @@ fn demo_rows_through_filter() {
 
 #[test]
 fn es256_token_verifies() {
-    let authz = Authz::start();
+    let authz = Authz::shared();
     let mut provider = authz.remote_provider();
     provider["audiences"] = json!(["https://es.portcullis.test"]);
     let mut envoy = start(fixture::options(&config(provider), authz.clusters()));
@@ -92,7 +94,7 @@ fn es256_token_verifies() {
 
 #[test]
 fn request_paused_until_keys_arrive() {
-    let authz = Authz::start();
+    let authz = Authz::shared();
     let mut envoy = start(fixture::options(&config(authz.remote_provider()), authz.clusters()));
     // The fetch started in on_configure has not been answered: the host delivers callout
     // responses only while it pumps events.
@@ -107,7 +109,7 @@ fn request_paused_until_keys_arrive() {
 
 #[test]
 fn workers_share_one_fetch() {
-    let authz = Authz::start();
+    let authz = Authz::shared();
     let mut options = fixture::options(&config(authz.remote_provider()), authz.clusters());
     options.workers = 3;
     let mut envoy = start(options);
@@ -121,7 +123,7 @@ fn workers_share_one_fetch() {
 
 #[test]
 fn key_server_down_fails_closed() {
-    let authz = Authz::start();
+    let authz = Authz::shared();
     let mut provider = authz.remote_provider();
     // A port nothing listens on: bind and drop a listener to find one.
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -139,7 +141,7 @@ fn key_server_down_fails_closed() {
 
 #[test]
 fn bad_configuration_rejected_with_field() {
-    let authz = Authz::start();
+    let authz = Authz::shared();
     let cases = [
         (json!({ "providers": {} }), "providers"),
         (json!({ "providers": { "idp": { "algorithms": ["none"], "local_jwks": { "inline": authz.jwks } } } }), "providers.idp.algorithms[0]"),
@@ -162,7 +164,7 @@ fn bad_configuration_rejected_with_field() {
 
 #[test]
 fn local_jwks_needs_no_callout() {
-    let authz = Authz::start();
+    let authz = Authz::shared();
     let mut provider = authz.remote_provider();
     provider.as_object_mut().unwrap().remove("remote_jwks");
     provider["local_jwks"] = json!({ "inline": authz.jwks });
@@ -200,7 +202,7 @@ fn filter_imports_only_what_envoy_provides() {
 
 #[test]
 fn filter_survives_garbage_requests() {
-    let authz = Authz::start();
+    let authz = Authz::shared();
     let mut provider = authz.remote_provider();
     provider.as_object_mut().unwrap().remove("remote_jwks");
     provider["local_jwks"] = json!({ "inline": authz.jwks });

@@ -37,6 +37,11 @@ pub(crate) fn router_reply(status: u16, body: &str) -> HttpResponse {
     }
 }
 
+/// Builds the 503 Envoy's router sends when the connection to the cluster is refused.
+pub(crate) fn connect_failure_reply() -> HttpResponse {
+    router_reply(503, CONNECT_FAILURE_BODY)
+}
+
 /// Returns the header pairs the guest reads for a callout response: `:status` first, then
 /// the response headers.
 pub(crate) fn response_pairs(response: &HttpResponse) -> Vec<(String, String)> {
@@ -79,7 +84,7 @@ pub(crate) fn spawn(
         .spawn(move || {
             let response = match http::fetch(address, &request, read_timeout) {
                 Ok(response) => Some(response),
-                Err(FetchError::Connect(_)) => Some(router_reply(503, CONNECT_FAILURE_BODY)),
+                Err(FetchError::Connect(_)) => Some(connect_failure_reply()),
                 Err(FetchError::ResetBeforeHeaders) => Some(router_reply(503, TERMINATION_BODY)),
                 // Envoy's async client reports a reset after the response started, and a
                 // body over its buffer limit, through onFailure: no headers, no body.

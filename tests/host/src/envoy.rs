@@ -12,7 +12,7 @@ use crate::callout::{self, TIMEOUT_BODY, router_reply};
 use crate::headers::HeaderMap;
 use crate::http::HttpResponse;
 use crate::options::{
-    CalloutRecord, HostOptions, LogRecord, Outcome, Request, Response, StartError,
+    CalloutFault, CalloutRecord, HostOptions, LogRecord, Outcome, Request, Response, StartError,
 };
 use crate::state::{
     Action, CallResponse, CalloutDone, LocalReplyRequest, Shared, SharedOptions, Stream, lock,
@@ -22,22 +22,31 @@ use crate::vm::{self, Called, Vm, len_arg};
 /// Most compiled modules kept for reuse by later `Envoy::start` calls in this process.
 const COMPILED_CACHE_SIZE: usize = 8;
 
-/// Compiled modules by their bytes. Compiling a 955 KB filter took about 10 s with a debug
-/// build of this crate on a 2-core machine, so tests that start many hosts with one module
-/// compile it once.
-static COMPILED: Mutex<Vec<(Vec<u8>, Engine, Module)>> = Mutex::new(Vec::new());
+/// Compiled modules by their bytes and optimization setting. Compiling a 955 KB filter
+/// took about 10 s with a debug build of this crate on a 2-core machine, so tests that
+/// start many hosts with one module compile it once.
+#[allow(clippy::type_complexity)]
+static COMPILED: Mutex<Vec<(Vec<u8>, bool, Engine, Module)>> = Mutex::new(Vec::new());
 
 /// Compiles `wasm`, or returns the engine and module compiled earlier for the same bytes.
 ///
-/// Cranelift runs without optimizations: the guest was optimized by its own compiler, and
-/// this halves the compile time of a debug build.
-fn compile(wasm: &[u8]) -> Result<(Engine, Module), StartError> {
+/// Without `optimize`, Cranelift runs without optimizations: the guest was optimized by
+/// its own compiler, and this halves the compile time of a debug build. With it, Cranelift
+/// optimizes for speed as Envoy's wasmtime runtime does.
+fn compile(wasm: &[u8], optimize: bool) -> Result<(Engine, Module), StartError> {
     let mut cache = lock(&COMPILED);
-    if let Some((_, engine, module)) = cache.iter().find(|(bytes, _, _)| bytes == wasm) {
+    if let Some((_, _, engine, module)) = cache
+        .iter()
+        .find(|(bytes, optimized, _, _)| *optimized == optimize && bytes == wasm)
+    {
         return Ok((engine.clone(), module.clone()));
     }
     let mut config = wasmtime::Config::new();
-    config.cranelift_opt_level(wasmtime::OptLevel::None);
+    config.cranelift_opt_level(if optimize {
+        wasmtime::OptLevel::Speed
+    } else {
+        wasmtime::OptLevel::None
+    });
     let invalid = |e: wasmtime::Error| StartError::InvalidModule {
         message: format!("{e:#}"),
     };
@@ -46,7 +55,7 @@ fn compile(wasm: &[u8]) -> Result<(Engine, Module), StartError> {
     if cache.len() >= COMPILED_CACHE_SIZE {
         cache.remove(0);
     }
-    cache.push((wasm.to_vec(), engine.clone(), module.clone()));
+    cache.push((wasm.to_vec(), optimize, engine.clone(), module.clone()));
     Ok((engine, module))
 }
 
@@ -119,10 +128,11 @@ impl Envoy {
                 });
             }
         }
-        let (engine, module) = compile(&options.wasm)?;
+        let (engine, module) = compile(&options.wasm, options.optimize_guest)?;
         let abi = vm::abi_version(&module)?;
         vm::check_imports(&module, abi)?;
 
+        let callout_faults = options.callout_faults;
         let (sender, receiver) = mpsc::channel();
         let shared = Arc::new(Shared::new(
             SharedOptions {
@@ -137,6 +147,7 @@ impl Envoy {
             options.clock,
             sender,
         ));
+        lock(&shared.state).callout_faults = callout_faults;
         let mut vms = Vec::with_capacity(options.workers);
         for worker in 0..options.workers {
             let mut vm = Vm::instantiate(&engine, &module, abi, worker, shared.clone())?;
@@ -387,15 +398,24 @@ impl Envoy {
         self.poll(Duration::ZERO);
     }
 
-    /// Pumps events until no callout is pending and no queue notification is waiting, or
-    /// `max` of real time passes. Ticks are delivered meanwhile only with the system clock.
+    /// Pumps events until no callout waits for its server and no queue notification is
+    /// waiting, or `max` of real time passes. A callout whose response is known but held
+    /// for the host clock (`CalloutFault::Delay`, or an injected response not delivered
+    /// yet) does not count, because only `advance` or `poll` can deliver it. Ticks are
+    /// delivered meanwhile only with the system clock.
     pub fn run_until_idle(&mut self, max: Duration) {
         let started = Instant::now();
         loop {
-            let pending = self
-                .vms
-                .iter()
-                .any(|vm| vm.failure.is_none() && !vm.store.data().pending_callouts.is_empty());
+            self.poll(Duration::ZERO);
+            let pending = self.vms.iter().any(|vm| {
+                vm.failure.is_none()
+                    && vm
+                        .store
+                        .data()
+                        .pending_callouts
+                        .values()
+                        .any(|p| p.held.is_none())
+            });
             let queued = !lock(&self.shared.state).queue_events.is_empty();
             if !pending && !queued {
                 return;
@@ -472,6 +492,11 @@ impl Envoy {
     /// Host clock time since start: manual time, or real time.
     pub fn now(&self) -> Duration {
         self.shared.clock.elapsed()
+    }
+
+    /// Returns the wall time the guest reads now, in seconds since the Unix epoch.
+    pub fn wall_seconds(&self) -> u64 {
+        self.shared.clock.wall_nanos() / 1_000_000_000
     }
 
     fn decided(&self, id: RequestId) -> bool {
@@ -878,7 +903,12 @@ impl Envoy {
                 let state = vm.store.data();
                 let tick = state.tick.map(|t| t.next_due);
                 let deadlines = state.pending_callouts.values().filter_map(|p| p.deadline);
-                tick.into_iter().chain(deadlines)
+                let held = state
+                    .pending_callouts
+                    .values()
+                    .filter(|p| p.held.is_some())
+                    .map(|p| p.ready_at);
+                tick.into_iter().chain(deadlines).chain(held)
             })
             .min()
     }
@@ -890,19 +920,35 @@ impl Envoy {
             let Some(vm) = self.vms.get_mut(worker) else {
                 continue;
             };
-            let expired: Vec<u32> = vm
+            // A callout ends at its deadline (504) or, if its response is known and due
+            // earlier, with that response.
+            let due: Vec<(u32, bool)> = vm
                 .store
                 .data()
                 .pending_callouts
                 .iter()
-                .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
-                .map(|(token, _)| *token)
+                .filter_map(|(token, p)| {
+                    let timed_out = p.deadline.is_some_and(|d| {
+                        d <= now && (p.held.is_none() || d < p.ready_at)
+                    });
+                    let ready = p.held.is_some() && p.ready_at <= now;
+                    (timed_out || ready).then_some((*token, timed_out))
+                })
                 .collect();
-            for token in expired {
-                if let Some(vm) = self.vms.get_mut(worker) {
-                    vm.store.data_mut().pending_callouts.remove(&token);
-                }
-                self.call_http_response(worker, token, Some(router_reply(504, TIMEOUT_BODY)));
+            for (token, timed_out) in due {
+                let Some(pending) = self
+                    .vms
+                    .get_mut(worker)
+                    .and_then(|vm| vm.store.data_mut().pending_callouts.remove(&token))
+                else {
+                    continue;
+                };
+                let response = if timed_out {
+                    Some(router_reply(504, TIMEOUT_BODY))
+                } else {
+                    pending.held.flatten()
+                };
+                self.call_http_response(worker, token, response);
                 delivered = true;
             }
 
@@ -935,21 +981,41 @@ impl Envoy {
     }
 
     fn deliver_callout(&mut self, done: CalloutDone) -> bool {
+        let now = self.shared.clock.elapsed();
         let Some(vm) = self.vms.get_mut(done.worker) else {
             return false;
         };
-        if vm
-            .store
-            .data_mut()
-            .pending_callouts
-            .remove(&done.token)
-            .is_none()
-        {
+        let pending = &mut vm.store.data_mut().pending_callouts;
+        let Some(callout) = pending.get_mut(&done.token) else {
             // The timeout already completed this callout.
             return false;
+        };
+        if callout.ready_at > now {
+            // `CalloutFault::Delay`: hold the response until the host clock reaches it.
+            callout.held = Some(done.response);
+            return false;
         }
+        pending.remove(&done.token);
         self.call_http_response(done.worker, done.token, done.response);
         true
+    }
+
+    /// Injects `fault` into every later callout to `cluster`; `None` removes it.
+    pub fn set_callout_fault(&mut self, cluster: &str, fault: Option<CalloutFault>) {
+        let mut state = lock(&self.shared.state);
+        match fault {
+            Some(fault) => state.callout_faults.insert(cluster.to_string(), fault),
+            None => state.callout_faults.remove(cluster),
+        };
+    }
+
+    /// Time spent inside the worker's guest callbacks since start, host calls made by the
+    /// guest included.
+    pub fn guest_time(&self, worker: usize) -> Duration {
+        self.vms
+            .get(worker)
+            .map(|vm| vm.guest_time)
+            .unwrap_or_default()
     }
 
     /// Calls `proxy_on_http_call_response` on the root context, which owns every callout in

@@ -10,7 +10,8 @@ use crate::abi::{AbiVersion, MetricKind, Status, buffer, map, stream};
 use crate::callout;
 use crate::headers::{HeaderMap, parse_pairs, serialize_pairs};
 use crate::memory::{copy_to_guest, read, write_u32, write_u64};
-use crate::options::{CalloutRecord, LogLevel};
+use crate::http::HttpResponse;
+use crate::options::{CalloutFault, CalloutRecord, LogLevel};
 use crate::state::{
     Action, HostState, LocalReplyRequest, PendingCallout, Queue, QueueEvent, Tick, lock,
 };
@@ -633,6 +634,7 @@ fn add_callouts(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             state.next_http_call_id = state.next_http_call_id.wrapping_add(4);
             let token = state.next_http_call_id;
             let now = state.shared.clock.elapsed();
+            let cluster_name = cluster.clone();
             lock(&state.shared.state).callouts.push(CalloutRecord {
                 worker: state.worker,
                 cluster,
@@ -641,24 +643,46 @@ fn add_callouts(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 timeout: timeout.unwrap_or_default(),
                 time: now,
             });
-            let shared = state.shared.clone();
-            if !callout::spawn(
-                shared,
-                state.worker,
-                token,
-                address,
-                &header_map,
-                body,
-                timeout,
-            ) {
-                return status(Status::InternalFailure);
+            let fault = lock(&state.shared.state)
+                .callout_faults
+                .get(&cluster_name)
+                .cloned();
+            let mut pending = PendingCallout {
+                deadline: timeout.map(|t| now + t),
+                ready_at: now,
+                held: None,
+            };
+            match fault {
+                Some(CalloutFault::ConnectFailure) => {
+                    pending.held = Some(Some(callout::connect_failure_reply()));
+                }
+                Some(CalloutFault::Reset) => pending.held = Some(None),
+                Some(CalloutFault::Respond(response)) => {
+                    pending.held = Some(Some(HttpResponse {
+                        status: response.status,
+                        headers: response.headers,
+                        body: response.body,
+                    }));
+                }
+                Some(CalloutFault::Delay(_)) | None => {
+                    if let Some(CalloutFault::Delay(delay)) = fault {
+                        pending.ready_at = now + delay;
+                    }
+                    let shared = state.shared.clone();
+                    if !callout::spawn(
+                        shared,
+                        state.worker,
+                        token,
+                        address,
+                        &header_map,
+                        body,
+                        timeout,
+                    ) {
+                        return status(Status::InternalFailure);
+                    }
+                }
             }
-            state.pending_callouts.insert(
-                token,
-                PendingCallout {
-                    deadline: timeout.map(|t| now + t),
-                },
-            );
+            state.pending_callouts.insert(token, pending);
             // Like cpp-host, a failure to write the token back is ignored here.
             write_u32(c, token_ptr, token);
             status(Status::Ok)

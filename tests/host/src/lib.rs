@@ -35,5 +35,5 @@ mod wasi;
 pub use abi::{AbiVersion, MetricKind, provided_imports};
 pub use envoy::{Envoy, RequestId};
 pub use options::{
-    CalloutRecord, Clock, HostOptions, LogLevel, LogRecord, Outcome, Request, Response, StartError,
+    CalloutFault, CalloutRecord, Clock, HostOptions, LogLevel, LogRecord, Outcome, Request, Response, StartError,
 };

@@ -35,6 +35,14 @@ pub struct HostOptions {
     /// How long `send` waits for a paused request to be resumed or replied to, in real time,
     /// before it returns `Outcome::TimedOut`.
     pub pump_limit: Duration,
+    /// Faults injected into callouts from the start, by cluster, so that the fetches a
+    /// filter starts in `proxy_on_configure` see them too (`Envoy::set_callout_fault`
+    /// changes them later).
+    pub callout_faults: BTreeMap<String, CalloutFault>,
+    /// Compile the module with Cranelift's `speed` optimizations, as Envoy's wasmtime
+    /// runtime does. Off by default: compiling takes several times longer, which only
+    /// benchmarks of the guest's speed need.
+    pub optimize_guest: bool,
 }
 
 impl Default for HostOptions {
@@ -51,8 +59,27 @@ impl Default for HostOptions {
             clock: Clock::System,
             log_level: LogLevel::Info,
             pump_limit: Duration::from_secs(30),
+            callout_faults: BTreeMap::new(),
+            optimize_guest: false,
         }
     }
+}
+
+/// A fault injected into every callout to one cluster (`Envoy::set_callout_fault`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CalloutFault {
+    /// Do not contact the cluster; respond with the 503 Envoy's router sends when the
+    /// connection is refused.
+    ConnectFailure,
+    /// Do not contact the cluster; fail the call as Envoy's async client reports a reset
+    /// after the response started: no headers and no body.
+    Reset,
+    /// Do not contact the cluster; respond with this response.
+    Respond(Response),
+    /// Contact the cluster, but deliver its response only once this much host-clock time
+    /// has passed since the call. With a timeout shorter than the delay, the router's 504
+    /// arrives first; with a manual clock, `advance` moves time past the delay.
+    Delay(Duration),
 }
 
 /// Where the host reads time.

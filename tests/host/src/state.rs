@@ -11,7 +11,7 @@ use wasmtime::{Memory, TypedFunc};
 use crate::abi::MetricKind;
 use crate::headers::HeaderMap;
 use crate::http::HttpResponse;
-use crate::options::{CalloutRecord, Clock, LogLevel, LogRecord};
+use crate::options::{CalloutFault, CalloutRecord, Clock, LogLevel, LogRecord};
 
 /// Locks a mutex, taking the data even if another thread panicked while holding it.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,6 +124,8 @@ pub(crate) struct SharedState {
     pub metrics: BTreeMap<(MetricKind, String), Metric>,
     pub logs: Vec<LogRecord>,
     pub callouts: Vec<CalloutRecord>,
+    /// Faults injected into callouts, by cluster.
+    pub callout_faults: BTreeMap<String, CalloutFault>,
     /// `proxy_on_queue_ready` deliveries waiting for the event loop.
     pub queue_events: VecDeque<QueueEvent>,
 }
@@ -175,6 +177,7 @@ impl Shared {
                 metrics: BTreeMap::new(),
                 logs: Vec::new(),
                 callouts: Vec::new(),
+                callout_faults: BTreeMap::new(),
                 queue_events: VecDeque::new(),
             }),
             callout_results: Mutex::new(callout_results),
@@ -263,6 +266,12 @@ pub(crate) struct CallResponse {
 pub(crate) struct PendingCallout {
     /// Host clock time after which Envoy's router replies 504; `None` for no timeout.
     pub deadline: Option<Duration>,
+    /// Host clock time before which the response is not delivered (`CalloutFault::Delay`);
+    /// the call time otherwise.
+    pub ready_at: Duration,
+    /// The response once known but not delivered yet: injected by a fault, or arrived
+    /// before `ready_at`. `Some(None)` is a failure without headers.
+    pub held: Option<Option<HttpResponse>>,
 }
 
 /// The tick timer of the root context.

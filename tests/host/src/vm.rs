@@ -46,6 +46,8 @@ pub(crate) struct Vm {
     pub callbacks: Callbacks,
     /// Why the VM failed; a failed VM is never called again (Envoy `isFailed`).
     pub failure: Option<String>,
+    /// Time spent in callbacks, host calls included.
+    pub guest_time: std::time::Duration,
 }
 
 /// Returns the ABI version a module declares, as cpp-host `BytecodeUtil::getAbiVersion`
@@ -178,6 +180,7 @@ impl Vm {
             store,
             callbacks,
             failure: None,
+            guest_time: std::time::Duration::ZERO,
         };
 
         // WASI reactor: `_initialize`, then `main(0, 0)` or `__main_void` if exported;
@@ -315,7 +318,10 @@ impl Vm {
         state.current_context = context;
         state.effective_context = 0;
         state.stop_next_iteration = false;
-        match func.call(&mut self.store, params) {
+        let started = std::time::Instant::now();
+        let result = func.call(&mut self.store, params);
+        self.guest_time += started.elapsed();
+        match result {
             Ok(value) => called.value = Some(value),
             Err(error) => {
                 let message = failure_message(name, &error);

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, UNIX_EPOCH};
 
 use common::{closed_port, guest, messages, reported, serialize, serve, start, wat_bytes};
-use envoy_host::{Clock, Outcome, Request};
+use envoy_host::{CalloutFault, Clock, Outcome, Request, Response};
 
 const IMPORTS: &str = r#"
   (import "env" "proxy_http_call" (func $http_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
@@ -320,4 +320,91 @@ fn ten_megabyte_callout_body_arrives_whole() {
         envoy.memory_bytes(0) > body.len(),
         "the guest memory grew for the body"
     );
+}
+
+/// Starts a guest that calls cluster `jwks` with a 1 s timeout, on a manual clock.
+fn fault_host(fault: CalloutFault, server: Option<std::net::SocketAddr>) -> envoy_host::Envoy {
+    start(
+        callout_guest("jwks", JWKS_REQUEST, 1000, RESUME_STREAM),
+        |o| {
+            o.clusters.insert("jwks".to_string(), server.unwrap_or_else(closed_port));
+            o.clock = Clock::Manual(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+            o.callout_faults.insert("jwks".to_string(), fault);
+        },
+    )
+}
+
+#[test]
+fn injected_connect_failure_gets_503() {
+    let mut envoy = fault_host(CalloutFault::ConnectFailure, None);
+    let outcome = envoy.send(0, Request::get("api", "/"));
+    assert!(matches!(outcome, Outcome::Forwarded { .. }), "{outcome:?}");
+    assert_eq!(text(&envoy, "status"), "503");
+    assert!(text(&envoy, "body").starts_with("upstream connect error"));
+    assert_eq!(envoy.callouts().len(), 1, "the call is recorded");
+}
+
+#[test]
+fn injected_reset_delivers_no_headers() {
+    let mut envoy = fault_host(CalloutFault::Reset, None);
+    let outcome = envoy.send(0, Request::get("api", "/"));
+    assert!(matches!(outcome, Outcome::Forwarded { .. }), "{outcome:?}");
+    assert_eq!(reported(&envoy, "nh"), 0);
+    assert_eq!(reported(&envoy, "gst"), 11, "BrokenConnection");
+}
+
+#[test]
+fn injected_response_replaces_server() {
+    let response = Response {
+        status: 200,
+        headers: vec![("content-type".to_string(), "application/json".to_string())],
+        body: b"{}".to_vec(),
+    };
+    let mut envoy = fault_host(CalloutFault::Respond(response), None);
+    let outcome = envoy.send(0, Request::get("api", "/"));
+    assert!(matches!(outcome, Outcome::Forwarded { .. }), "{outcome:?}");
+    assert_eq!(text(&envoy, "status"), "200");
+    assert_eq!(text(&envoy, "body"), "{}");
+    assert_eq!(reported(&envoy, "nh"), 2, ":status, content-type");
+}
+
+#[test]
+fn delay_within_timeout_delivers_late() {
+    let server = serve(|_| b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec());
+    let mut envoy = fault_host(CalloutFault::Delay(Duration::from_millis(600)), Some(server.address));
+    let id = envoy.start_request(0, Request::get("api", "/"));
+    envoy.run_until_idle(Duration::from_secs(5));
+    assert_eq!(envoy.outcome(id), None, "the response is held for the host clock");
+    envoy.advance(Duration::from_millis(599));
+    assert_eq!(envoy.outcome(id), None);
+    envoy.advance(Duration::from_millis(1));
+    assert!(matches!(envoy.outcome(id), Some(Outcome::Forwarded { .. })), "{:?}", envoy.outcome(id));
+    assert_eq!(text(&envoy, "body"), "ok");
+    envoy.finish(id);
+}
+
+#[test]
+fn delay_past_timeout_gets_504() {
+    let server = serve(|_| b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec());
+    let mut envoy = fault_host(CalloutFault::Delay(Duration::from_secs(3)), Some(server.address));
+    let id = envoy.start_request(0, Request::get("api", "/"));
+    envoy.run_until_idle(Duration::from_secs(5));
+    envoy.advance(Duration::from_millis(1000));
+    assert!(matches!(envoy.outcome(id), Some(Outcome::Forwarded { .. })), "{:?}", envoy.outcome(id));
+    assert_eq!(text(&envoy, "status"), "504");
+    envoy.advance(Duration::from_secs(5));
+    assert_eq!(text(&envoy, "status"), "504", "the held response is never delivered");
+    envoy.finish(id);
+}
+
+#[test]
+fn fault_removed_reaches_server() {
+    let server = serve(|_| b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec());
+    let mut envoy = fault_host(CalloutFault::ConnectFailure, Some(server.address));
+    envoy.set_callout_fault("jwks", None);
+    let outcome = envoy.send(0, Request::get("api", "/"));
+    assert!(matches!(outcome, Outcome::Forwarded { .. }), "{outcome:?}");
+    assert_eq!(text(&envoy, "body"), "ok");
+    assert!(envoy.guest_time(0) > Duration::ZERO, "time in the guest is measured");
+    assert_eq!(envoy.guest_time(7), Duration::ZERO, "unknown worker");
 }

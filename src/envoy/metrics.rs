@@ -1,0 +1,70 @@
+//! Counter names and their ids in the host.
+//!
+//! Every name starts with `portcullis.`; Envoy files stats defined by Wasm modules under
+//! its `wasmcustom` namespace. Provider names are part of the metric names, since the
+//! proxy-wasm ABI has no tags. Names are defined on first use. Because the codes are a
+//! fixed list, a configuration with P providers defines at most about 40 × (P + 1)
+//! counters.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+
+use super::abi::{self, MetricType};
+use crate::error::ErrorCode;
+
+/// Requests let through, whatever the reason.
+pub const ALLOWED: &str = "portcullis.allowed";
+/// Requests denied with a local reply.
+pub const DENIED: &str = "portcullis.denied";
+/// CORS preflights let through without a token (`bypass_cors_preflight`).
+pub const CORS_PREFLIGHT_BYPASSED: &str = "portcullis.cors_preflight_bypassed";
+/// Tokens found in the verified-token cache.
+pub const JWT_CACHE_HIT: &str = "portcullis.jwt_cache_hit";
+/// Tokens looked up in the cache and not found, so verified in full.
+pub const JWT_CACHE_MISS: &str = "portcullis.jwt_cache_miss";
+
+/// `portcullis.denied.<code>`: denials by error code.
+pub fn denied_code(code: ErrorCode) -> String {
+    alloc::format!("portcullis.denied.{}", code.as_str())
+}
+
+/// `portcullis.provider.<name>.<event>`, e.g. `allowed`, `jwks_fetch_success`.
+pub fn provider(name: &str, event: &str) -> String {
+    alloc::format!("portcullis.provider.{name}.{event}")
+}
+
+/// `portcullis.provider.<name>.denied.<code>`.
+pub fn provider_denied_code(name: &str, code: ErrorCode) -> String {
+    alloc::format!("portcullis.provider.{name}.denied.{}", code.as_str())
+}
+
+/// Counter ids by name, defined in the host on first use.
+#[derive(Default)]
+pub struct Counters {
+    ids: BTreeMap<String, Option<u32>>,
+}
+
+impl Counters {
+    /// Adds `count` to a counter. A host without metrics is ignored.
+    pub fn add(&mut self, name: &str, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let id = match self.ids.get(name) {
+            Some(id) => *id,
+            None => {
+                let id = abi::define_metric(MetricType::Counter, name).ok();
+                self.ids.insert(name.to_string(), id);
+                id
+            }
+        };
+        if let Some(id) = id {
+            let _ = abi::increment_metric(id, i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Adds one to a counter.
+    pub fn increment(&mut self, name: &str) {
+        self.add(name, 1);
+    }
+}
