@@ -1,4 +1,4 @@
-// Type-checks the code blocks of README.md ("Snippets for the top-level README") in the
+// Type-checks the code blocks of the top-level README.md (section "Browser and npm") in the
 // React and Angular projects: `tsc` for React, `ngc` (templates included) for Angular. Each
 // block starts with a comment naming its file. Install both projects first (test.sh does).
 
@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 
 const run = promisify(execFile);
 
-const README = fileURLToPath(new URL('./README.md', import.meta.url));
+const README = fileURLToPath(new URL('../../README.md', import.meta.url));
 const CODE_BLOCK = /^```tsx?\n\/\/ (\S+)\n([\s\S]*?)^```$/gm;
 
 const PROJECTS = [
