@@ -35,7 +35,7 @@ check-nostd: install
 test-rust: install filter
 	$(CARGO) test --workspace
 	$(CARGO) test --features es256k --lib --tests
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features envoy,cli -- -D warnings
 
 test-wasm: install install-browser
 	js/package/test-wasm.sh

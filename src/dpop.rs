@@ -160,7 +160,7 @@ pub fn verify_proof(proof: &str, request: &ProofRequest<'_>, policy: &DpopPolicy
     }
     if policy.require_nonce || !request.nonces.is_empty() {
         match claims.get("nonce") {
-            Some(Value::String(nonce)) if request.nonces.iter().any(|accepted| *accepted == nonce.as_str()) => {}
+            Some(Value::String(nonce)) if request.nonces.contains(&nonce.as_str()) => {}
             _ => return Err(VerifyError::DpopNonceRequired),
         }
     }

@@ -29,6 +29,8 @@
 //! | `std` | `std::error::Error` implementations |
 //! | `web` | wasm-bindgen exports: PKCE, state/nonce, authorization requests, inspection |
 //! | `web-verify` | `web` plus `verifyToken` |
+//! | `web-gate` | `web-verify` plus the request gate (class `Gate`) for edge workers |
+//! | `npm-cdylib` | only for the npm package's `.wasm` files: no std, a small allocator |
 //! | `envoy` | the proxy-wasm filter |
 //! | `cli` | the `portcullis` command line |
 //! | `es256k` | ES256K (secp256k1) |
