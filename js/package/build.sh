@@ -9,6 +9,8 @@
 # `web`; Node.js loads the `web` build synchronously) and `wasm-opt -Oz` from npm binaryen.
 # The gate entry point also has a `workerd` build: Cloudflare Workers cannot compile
 # WebAssembly at run time, so its loader imports the .wasm as a compiled module.
+# `portcullis/client` has no module of its own: its entry file imports the light entry
+# point beside it.
 #
 # Usage: js/package/build.sh   (idempotent; installs what it needs through .ci/install.sh)
 # Honours CARGO_TARGET_DIR. Needs nothing on the network once .ci/install.sh has run.
@@ -96,7 +98,7 @@ cp "$source_dir/errors.js" "$out/dist/errors.js"
 for target in bundler web node; do
   dir="$out/dist/$target"
   mkdir -p "$dir"
-  cp "$source_dir/index.js" "$source_dir/verify.js" "$source_dir/gate.js" "$dir/"
+  cp "$source_dir/index.js" "$source_dir/verify.js" "$source_dir/gate.js" "$source_dir/client.js" "$dir/"
   for name in light verify gate; do
     sed "s/@ENTRY@/$name/g" "$source_dir/loaders/$target.js" > "$dir/$name-loader.js"
   done
@@ -104,7 +106,7 @@ done
 mkdir -p "$out/dist/workerd"
 cp "$source_dir/gate.js" "$out/dist/workerd/"
 sed "s/@ENTRY@/gate/g" "$source_dir/loaders/workerd.js" > "$out/dist/workerd/gate-loader.js"
-cp "$source_dir/index.d.ts" "$source_dir/verify.d.ts" "$source_dir/gate.d.ts" "$source_dir/errors.d.ts" "$source_dir/json.d.ts" "$out/"
+cp "$source_dir/index.d.ts" "$source_dir/verify.d.ts" "$source_dir/gate.d.ts" "$source_dir/client.d.ts" "$source_dir/errors.d.ts" "$source_dir/json.d.ts" "$out/"
 
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
 [[ -n "$version" ]] || fail "no version in Cargo.toml"

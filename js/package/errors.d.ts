@@ -67,6 +67,14 @@ export type ErrorCode =
   | 'dpop_proof_invalid'
   /** The server requires a DPoP nonce (RFC 9449 §8). */
   | 'dpop_nonce_required'
+  /** The introspection endpoint answered `active: false` (RFC 7662 §2.2). */
+  | 'token_inactive'
+  /** The token's `jti` is on the provider's revocation list. */
+  | 'token_revoked'
+  /** No introspection answer is available: the endpoint failed or timed out. */
+  | 'introspection_unavailable'
+  /** No revocation list is available for the provider. */
+  | 'revocation_list_unavailable'
   /** A policy or filter configuration is invalid. */
   | 'config_invalid'
   /** A PKCE verifier or challenge is malformed (RFC 7636 §4.1). */

@@ -141,3 +141,65 @@ export function verifyToken(
   policy: Policy | string,
   now?: number,
 ): VerifiedToken;
+
+/** The request a DPoP proof must match. */
+export interface DpopProofRequest {
+  /** The request's HTTP method, compared case-sensitively with `htm`. */
+  method: string;
+  /**
+   * The request URL as the client addressed it. It and `htu` are compared after
+   * normalisation: scheme and host in lower case, no default port, an empty path as `/`,
+   * percent-encodings in upper case, unreserved characters decoded, query and fragment
+   * dropped.
+   */
+  url: string | URL;
+  /** The access token sent with the proof; the proof's `ath` must be its SHA-256 hash. */
+  accessToken?: string;
+  /** Nonces the server currently accepts. When any is given, the proof's `nonce` must be one. */
+  nonces?: string | readonly string[];
+}
+
+/** Options of {@link verifyDpopProof}. */
+export interface DpopProofOptions {
+  /** Accepted proof algorithms, asymmetric only; default ES256, RS256, PS256 and EdDSA. */
+  algorithms?: readonly Algorithm[];
+  /** How far `iat` may lie before or after `now`, in seconds; default 300. */
+  maxAge?: number;
+  /** Whether the proof must carry a nonce from `nonces`; default false. */
+  requireNonce?: boolean;
+  /** Seconds since the Unix epoch; default the current time. */
+  now?: number;
+}
+
+/** A DPoP proof that passed every check of {@link verifyDpopProof}. */
+export interface VerifiedDpopProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof key; compare it with the token's `cnf.jkt`. */
+  readonly jkt: string;
+  /** The proof's `jti`; record it to reject replays. */
+  readonly jti: string;
+  /** The proof's `iat`. */
+  readonly iat: number;
+}
+
+/**
+ * Verifies a DPoP proof (RFC 9449 §4.3) for one request with the core's checks, in this
+ * order: size (at most 8192 bytes), compact JWS syntax, `typ` `dpop+jwt`, an allowed
+ * asymmetric `alg`, and a public `jwk` header key that fits `alg`. Then the signature with
+ * that key, `jti` (1 to 256 bytes), `htm`, `htu`, and `iat` within `maxAge` of `now`. Last,
+ * `ath` when `accessToken` is given, and the nonce when required or when `nonces` is not
+ * empty. The header key is used only to check this proof.
+ *
+ * It does NOT reject replays: keep each returned `jti` for the `maxAge` window and reject
+ * repeats. It does NOT check that an access token is bound to the key: compare the result's
+ * `jkt` with the verified token's `cnf.jkt`.
+ *
+ * @throws {TokenError} `dpop_proof_invalid` naming the failed check, or
+ *   `dpop_nonce_required` when the nonce is missing or not accepted.
+ * @throws {TypeError} for arguments of the wrong type and for unknown or symmetric
+ *   algorithms.
+ */
+export function verifyDpopProof(
+  proof: string,
+  request: DpopProofRequest,
+  options?: DpopProofOptions,
+): VerifiedDpopProof;

@@ -9,3 +9,7 @@ export { TokenError } from '../errors.js';
 export function verifyToken(token, jwks, policy, now) {
   return bindings.verifyToken(token, jwks, policy, now);
 }
+
+export function verifyDpopProof(proof, request, options) {
+  return bindings.verifyDpopProof(proof, request, options);
+}

@@ -19,6 +19,8 @@
 
 mod authorization;
 mod convert;
+#[cfg(feature = "web-verify")]
+mod dpop;
 mod errors;
 #[cfg(feature = "web-gate")]
 mod gate;
@@ -31,6 +33,8 @@ mod runtime;
 mod verify;
 
 pub use authorization::{build_authorization_url, parse_authorization_response};
+#[cfg(feature = "web-verify")]
+pub use dpop::verify_dpop_proof;
 #[cfg(feature = "web-gate")]
 pub use gate::WebGate;
 pub use inspect::{expires_in, inspect_token, is_expired};

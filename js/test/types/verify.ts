@@ -1,7 +1,7 @@
 // Compile-only tests of the declarations of `portcullis/verify` (js/package/verify.d.ts).
 
-import { TokenError, verifyToken } from 'portcullis/verify';
-import type { Algorithm, JsonWebKeySet, Policy, VerifiedToken } from 'portcullis/verify';
+import { TokenError, verifyDpopProof, verifyToken } from 'portcullis/verify';
+import type { Algorithm, JsonWebKeySet, Policy, VerifiedDpopProof, VerifiedToken } from 'portcullis/verify';
 import { TokenError as LightTokenError } from 'portcullis';
 
 const jwks: JsonWebKeySet = { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: 'k1', alg: 'ES256', use: 'sig' }] };
@@ -47,3 +47,14 @@ try {
 }
 
 console.log(algorithm, keyId, subject, alg, none, empty, camel);
+
+// DPoP proofs.
+const proof: VerifiedDpopProof = verifyDpopProof('a.b.c', { method: 'GET', url: new URL('https://api.example.com/x'), accessToken: 't', nonces: ['n'] });
+verifyDpopProof('a.b.c', { method: 'GET', url: 'https://api.example.com/x' }, { algorithms: ['ES256', 'EdDSA'], maxAge: 60, requireNonce: true, now: 1_700_000_000 });
+const proofKey: string = proof.jkt;
+const proofIssuedAt: number = proof.iat;
+// @ts-expect-error the request needs a method
+verifyDpopProof('a.b.c', { url: 'https://api.example.com/x' });
+// @ts-expect-error maxAge is a number of seconds
+verifyDpopProof('a.b.c', { method: 'GET', url: 'https://api.example.com/x' }, { maxAge: '60s' });
+console.log(proofKey, proofIssuedAt);
