@@ -32,6 +32,9 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus accepted, in bits; larger moduli make each verification costly.
 pub const MAX_RSA_BITS: usize = 4096;
 
+// The RSA arithmetic sizes its buffers for this limit.
+const _: () = assert!(MAX_RSA_BITS <= alg::rsa::MAX_RSA_BITS);
+
 /// Most keys tried for one token. More fitting keys make the token ambiguous, and every
 /// candidate costs a signature check that an anonymous caller can trigger.
 pub const MAX_CANDIDATES: usize = 8;
@@ -50,12 +53,12 @@ pub struct KeySetOptions {
 pub enum PublicKey {
     /// An RSA public key.
     Rsa(RsaKey),
-    /// A P-256 point.
-    P256(p256::ecdsa::VerifyingKey),
-    /// A P-384 point.
-    P384(p384::ecdsa::VerifyingKey),
-    /// A P-521 point.
-    P521(p521::ecdsa::VerifyingKey),
+    /// A P-256 point, with its verification tables.
+    P256(alg::weierstrass::P256VerifyingKey),
+    /// A P-384 point, with its verification tables.
+    P384(alg::weierstrass::P384VerifyingKey),
+    /// A P-521 point, with its verification tables.
+    P521(alg::weierstrass::P521VerifyingKey),
     /// A secp256k1 point.
     #[cfg(feature = "es256k")]
     Secp256k1(k256::ecdsa::VerifyingKey),
@@ -99,14 +102,14 @@ impl PublicKey {
 /// An RSA public key with its modulus size.
 #[derive(Clone, Debug)]
 pub struct RsaKey {
-    key: rsa::RsaPublicKey,
+    key: alg::rsa::RsaVerifyingKey,
     modulus: Vec<u8>,
     exponent: Vec<u8>,
 }
 
 impl RsaKey {
-    /// The key for the `rsa` crate.
-    pub fn key(&self) -> &rsa::RsaPublicKey {
+    /// The key prepared for verification (limbs of `n`, `R² mod n`), computed once at import.
+    pub fn key(&self) -> &alg::rsa::RsaVerifyingKey {
         &self.key
     }
 
@@ -131,11 +134,16 @@ impl RsaKey {
     }
 }
 
-/// An HMAC secret, zeroed on drop and never printed.
+/// An HMAC secret with its HMAC states prepared at import, zeroed on drop and never printed.
 #[derive(Clone)]
-pub struct Secret(Vec<u8>);
+pub struct Secret(Vec<u8>, alg::hmac::HmacKey);
 
 impl Secret {
+    /// The key prepared for HMAC verification.
+    pub fn hmac_key(&self) -> &alg::hmac::HmacKey {
+        &self.1
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -440,7 +448,7 @@ pub fn import(members: &Map<String, Value>, options: KeySetOptions) -> Result<Jw
                 return Err(String::from("member `k` is empty"));
             }
             let input = alloc::format!(r#"{{"k":"{}","kty":"oct"}}"#, Base64UrlUnpadded::encode_string(&secret));
-            (PublicKey::Oct(Secret(secret)), input)
+            (PublicKey::Oct(Secret(secret.clone(), alg::hmac::HmacKey::new(&secret))), input)
         }
         other => return Err(alloc::format!("key type {} is not supported", Quoted(other))),
     };
@@ -484,12 +492,9 @@ fn import_rsa(members: &Map<String, Value>) -> Result<(PublicKey, String), Strin
     if exponent_value < 3 || exponent_value % 2 == 0 {
         return Err(alloc::format!("the RSA exponent {exponent_value} is not allowed; it must be odd and at least 3"));
     }
-    let key = rsa::RsaPublicKey::new_with_max_size(
-        rsa::BigUint::from_bytes_be(&modulus),
-        rsa::BigUint::from_bytes_be(&exponent),
-        MAX_RSA_BITS,
-    )
-    .map_err(|error| alloc::format!("the RSA key is invalid: {error}"))?;
+    let exponent_value = u32::try_from(exponent_value).map_err(|_| String::from("the RSA exponent is longer than 32 bits"))?;
+    let key = alg::rsa::RsaVerifyingKey::new(&modulus, exponent_value)
+        .map_err(|error| alloc::format!("the RSA key is invalid: {error}"))?;
     let input = alloc::format!(
         r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
         Base64UrlUnpadded::encode_string(&exponent),
@@ -519,17 +524,14 @@ fn import_ec(members: &Map<String, Value>) -> Result<(PublicKey, String), String
             y.len()
         ));
     }
-    let mut sec1 = Vec::with_capacity(1 + 2 * size);
-    sec1.push(0x04);
-    sec1.extend_from_slice(&x);
-    sec1.extend_from_slice(&y);
     let not_on_curve = || alloc::format!("the point is not on {crv}");
     let key = match crv {
-        "P-256" => PublicKey::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| not_on_curve())?),
-        "P-384" => PublicKey::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| not_on_curve())?),
-        "P-521" => PublicKey::P521(p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| not_on_curve())?),
+        "P-256" => PublicKey::P256(alg::weierstrass::P256VerifyingKey::p256(&x, &y).map_err(|_| not_on_curve())?),
+        "P-384" => PublicKey::P384(alg::weierstrass::P384VerifyingKey::p384(&x, &y).map_err(|_| not_on_curve())?),
+        "P-521" => PublicKey::P521(alg::weierstrass::P521VerifyingKey::p521(&x, &y).map_err(|_| not_on_curve())?),
         #[cfg(feature = "es256k")]
         "secp256k1" => {
+            let sec1 = [&[0x04][..], &x, &y].concat();
             PublicKey::Secp256k1(k256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| not_on_curve())?)
         }
         _ => return Err(alloc::format!("curve {} is not supported by this build", Quoted(crv))),

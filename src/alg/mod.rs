@@ -2,11 +2,21 @@
 //! [RFC 8037 §3.1](https://www.rfc-editor.org/rfc/rfc8037#section-3.1)) and signature checks.
 //!
 //! Signature checks go through `jwt_compact::Algorithm`, the seam for faster backends.
-//! jwt-compact has no ES384 or ES512, so [`ecdsa`] implements the trait over `p384` and
-//! `p521`. The key type and curve are bound to the algorithm here: an RSA key can never
-//! verify an HMAC token, a P-384 key never an ES256 token.
+//! RSA ([`rsa`]), ECDSA on P-256, P-384 and P-521 ([`weierstrass`], over [`montgomery`])
+//! and HMAC ([`hmac`], over `sha2`'s compression functions) are portcullis's own
+//! verification-only implementations in the `portcullis-crypto` crate (src/crypto/), with keys
+//! prepared once at import; Ed25519 is
+//! jwt-compact's over `ed25519-dalek`. [`ecdsa`] keeps ES384 and ES512 over `p384` and
+//! `p521` for signing in tests and as a reference. The key type and
+//! curve are bound to the algorithm here: an RSA key can never verify an HMAC token, a
+//! P-384 key never an ES256 token.
 
 pub mod ecdsa;
+pub mod hmac;
+pub mod rsa;
+pub mod weierstrass;
+
+pub use portcullis_crypto::montgomery;
 
 use alloc::string::String;
 use core::fmt;
@@ -15,6 +25,10 @@ use jwt_compact::AlgorithmSignature;
 
 use crate::error::VerifyError;
 use crate::jwks::PublicKey;
+
+/// The signing key type of the algorithms that only verify: it has no values.
+#[derive(Debug)]
+pub enum VerifyOnly {}
 
 /// A JWS signature algorithm this crate verifies.
 ///
@@ -213,15 +227,9 @@ pub fn verify_signature(
 ) -> Result<(), VerifyError> {
     use jwt_compact::alg as jc;
     match (alg, key) {
-        (Algorithm::HS256, PublicKey::Oct(secret)) => {
-            check(&jc::Hs256, &jc::Hs256Key::new(secret), message, signature)
-        }
-        (Algorithm::HS384, PublicKey::Oct(secret)) => {
-            check(&jc::Hs384, &jc::Hs384Key::new(secret), message, signature)
-        }
-        (Algorithm::HS512, PublicKey::Oct(secret)) => {
-            check(&jc::Hs512, &jc::Hs512Key::new(secret), message, signature)
-        }
+        (Algorithm::HS256, PublicKey::Oct(secret)) => check(&hmac::Hmac::<32>, secret.hmac_key(), message, signature),
+        (Algorithm::HS384, PublicKey::Oct(secret)) => check(&hmac::Hmac::<48>, secret.hmac_key(), message, signature),
+        (Algorithm::HS512, PublicKey::Oct(secret)) => check(&hmac::Hmac::<64>, secret.hmac_key(), message, signature),
         (
             Algorithm::RS256
             | Algorithm::RS384
@@ -235,19 +243,20 @@ pub fn verify_signature(
             if signature.len() != expected {
                 return Err(VerifyError::SignatureLength { expected, actual: signature.len() });
             }
+            use rsa::{RsaHash, RsaPadding};
             let scheme = match alg {
-                Algorithm::RS256 => jc::Rsa::rs256(),
-                Algorithm::RS384 => jc::Rsa::rs384(),
-                Algorithm::RS512 => jc::Rsa::rs512(),
-                Algorithm::PS256 => jc::Rsa::ps256(),
-                Algorithm::PS384 => jc::Rsa::ps384(),
-                _ => jc::Rsa::ps512(),
+                Algorithm::RS256 => rsa::Rsa::new(RsaHash::Sha256, RsaPadding::Pkcs1v15),
+                Algorithm::RS384 => rsa::Rsa::new(RsaHash::Sha384, RsaPadding::Pkcs1v15),
+                Algorithm::RS512 => rsa::Rsa::new(RsaHash::Sha512, RsaPadding::Pkcs1v15),
+                Algorithm::PS256 => rsa::Rsa::new(RsaHash::Sha256, RsaPadding::Pss),
+                Algorithm::PS384 => rsa::Rsa::new(RsaHash::Sha384, RsaPadding::Pss),
+                _ => rsa::Rsa::new(RsaHash::Sha512, RsaPadding::Pss),
             };
             check(&scheme, rsa_key.key(), message, signature)
         }
-        (Algorithm::ES256, PublicKey::P256(point)) => check(&jc::Es256, point, message, signature),
-        (Algorithm::ES384, PublicKey::P384(point)) => check(&ecdsa::Es384, point, message, signature),
-        (Algorithm::ES512, PublicKey::P521(point)) => check(&ecdsa::Es512, point, message, signature),
+        (Algorithm::ES256, PublicKey::P256(point)) => check(&weierstrass::Es256, point, message, signature),
+        (Algorithm::ES384, PublicKey::P384(point)) => check(&weierstrass::Es384, point, message, signature),
+        (Algorithm::ES512, PublicKey::P521(point)) => check(&weierstrass::Es512, point, message, signature),
         #[cfg(feature = "es256k")]
         (Algorithm::ES256K, PublicKey::Secp256k1(point)) => {
             check(&jc::Es256k::<sha2::Sha256>::default(), point, message, signature)

@@ -2,7 +2,7 @@
 # Runs one cargo-fuzz target of the verification core for a given time.
 #
 # Usage: tests/fuzz/run.sh TARGET SECONDS [extra libFuzzer options]
-#   TARGET is one of: token, jwks, policy, verify.
+#   TARGET is one of: token, jwks, policy, verify, signatures.
 #
 # cargo-fuzz needs nightly compiler flags (-Zsanitizer=address and others). This script
 # uses the installed stable toolchain with RUSTC_BOOTSTRAP=1, which unlocks them; set
@@ -24,9 +24,9 @@ shift 2
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$fuzz_dir/../.." && pwd)
 case $target in
-    token | jwks | policy | verify) ;;
+    token | jwks | policy | verify | signatures) ;;
     *)
-        echo "unknown target '$target'; the targets are token, jwks, policy and verify" >&2
+        echo "unknown target '$target'; the targets are token, jwks, policy, verify and signatures" >&2
         exit 2
         ;;
 esac

@@ -1,0 +1,346 @@
+// Writes docs/benchmarks.md, docs/bench/verify.json and docs/bench/verify.svg from the
+// measurements of one `make bench` run (.ci/bench.sh passes every path).
+//
+// Usage: node js/bench/page.mjs --runs RUN_DIR... --sizes docs/sizes-npm.json
+//          --filter FILTER_WASM --bench-wasm BENCH_WASM --docs DOCS_DIR --command TEXT
+// Each RUN_DIR holds rust.json (tests/bench/verify.rs) and node.json (js/bench/verify.mjs).
+// The page's main table is the first run; the spread table compares every run's medians.
+
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, totalmem, availableParallelism, release, type } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { execFileSync } from 'node:child_process';
+
+function parseArguments(argv) {
+  const options = { runs: [] };
+  for (let index = 0; index < argv.length; index += 1) {
+    const name = argv[index];
+    if (name === '--runs') {
+      while (argv[index + 1] && !argv[index + 1].startsWith('--')) options.runs.push(argv[(index += 1)]);
+    } else if (name.startsWith('--')) {
+      options[name.slice(2)] = argv[(index += 1)];
+    }
+  }
+  for (const required of ['sizes', 'filter', 'docs', 'command']) {
+    if (!options[required]) throw new Error(`missing --${required}`);
+  }
+  if (options.runs.length === 0) throw new Error('missing --runs');
+  return options;
+}
+
+const options = parseArguments(process.argv.slice(2));
+const readJson = (path) => JSON.parse(readFileSync(path, 'utf8'));
+const runs = options.runs.map((dir) => ({ rust: readJson(join(dir, 'rust.json')), node: readJson(join(dir, 'node.json')) }));
+
+// The goals of the verification work, in microseconds (median, wasm in both engines).
+const GOALS = { 'RS256-2048': 120, ES256: 250, ES384: 1000, EdDSA: 60, HS256: 5 };
+const RUNTIMES = [
+  ['native', 'native (Rust, release)'],
+  ['wasmtime', 'wasm, wasmtime'],
+  ['v8', 'wasm, V8 (Node.js)'],
+  ['jose', '`jose` (WebCrypto)'],
+  ['tsndr', '`@tsndr/cloudflare-worker-jwt` (WebCrypto)'],
+];
+const COLORS = { native: '#4d4d4d', wasmtime: '#1f77b4', v8: '#2ca02c', jose: '#ff7f0e', tsndr: '#9467bd' };
+
+// One row per case: every runtime's summary, per run.
+function rowsOf(run) {
+  return run.rust.results.map((rust) => {
+    const node = run.node.results.find((result) => result.name === rust.name) ?? {};
+    return {
+      name: rust.name,
+      alg: rust.alg,
+      native: rust.native,
+      wasmtime: rust.wasmtime,
+      v8: node.v8,
+      jose: node.jose,
+      tsndr: node.tsndr,
+      prepare: { native: rust.native_prepare, wasmtime: rust.wasmtime_prepare, v8: node.v8_prepare },
+    };
+  });
+}
+const runRows = runs.map(rowsOf);
+const rows = runRows[0];
+
+const format = (value) => {
+  if (value === undefined || value === null || Number.isNaN(value)) return '–';
+  if (value >= 100) return Math.round(value).toLocaleString('en-US');
+  if (value >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+};
+const cell = (summary) => (summary ? `${format(summary.median_us)} (${format(summary.min_us)}–${format(summary.max_us)})` : '–');
+const ratio = (summary, reference) =>
+  summary && reference ? `${(summary.median_us / reference.median_us).toFixed(2)}×` : '–';
+
+function machine() {
+  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  const mhz = /^cpu MHz\s*:\s*(.*)$/m.exec(cpuinfo)?.[1];
+  const version = (command, args) => {
+    try {
+      return execFileSync(command, args, { encoding: 'utf8' }).trim().split('\n')[0];
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    nproc: availableParallelism(),
+    cpu: model,
+    cpu_mhz: mhz ? Number(mhz) : null,
+    memory_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    os: `${type()} ${release()}`,
+    rustc: version('rustc', ['--version']),
+    node: process.version,
+    load_average: existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : 'unknown',
+  };
+}
+
+function fileSize(path) {
+  const bytes = readFileSync(path);
+  return { raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
+}
+
+const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
+
+const info = machine();
+const sizes = readJson(options.sizes);
+const filterSize = existsSync(options.filter) ? fileSize(options.filter) : null;
+const benchWasmSize = options['bench-wasm'] && existsSync(options['bench-wasm']) ? fileSize(options['bench-wasm']) : null;
+const date = new Date().toISOString();
+
+// Machine-readable copy of everything on the page.
+mkdirSync(join(options.docs, 'bench'), { recursive: true });
+writeFileSync(
+  join(options.docs, 'bench', 'verify.json'),
+  `${JSON.stringify(
+    {
+      description:
+        'Microseconds per token verification (signature, exp, iss, aud) by runtime: min, median, max of batch means; key preparation timed separately. Written by make bench (.ci/bench.sh).',
+      date,
+      command: options.command,
+      machine: info,
+      wasmtime: runs[0].rust.wasmtime,
+      node: { node: runs[0].node.node, v8: runs[0].node.v8, jose: runs[0].node.jose, tsndr: runs[0].node.tsndr },
+      goals_us: GOALS,
+      runs: runRows,
+      sizes: { filter: filterSize, bench_module: benchWasmSize, npm: sizes.entries },
+    },
+    null,
+    2,
+  )}\n`,
+);
+
+writeFileSync(join(options.docs, 'bench', 'verify.svg'), svgChart(rows));
+
+const lines = [];
+const out = (text = '') => lines.push(text);
+out('# Benchmarks');
+out();
+out('Written by `make bench` (`.ci/bench.sh`); do not edit by hand. Numbers are from one');
+out('machine at one time and move by 10 % or more between runs on a shared machine: the spread');
+out('table below compares the runs of this page.');
+out();
+out(`- Command: \`${options.command}\``);
+out(`- Date: ${date}`);
+out(
+  `- Machine: ${info.nproc} cores (\`nproc\`), ${info.cpu}${info.cpu_mhz ? ` at ${Math.round(info.cpu_mhz)} MHz` : ''}, ${info.memory_gib} GiB memory, ${info.os}; load average at the end ${info.load_average}`,
+);
+out(`- Toolchain: ${info.rustc}; Node.js ${runs[0].node.node} (V8 ${runs[0].node.v8}); ${runs[0].rust.wasmtime}`);
+out(`- JavaScript libraries: jose ${runs[0].node.jose}, @tsndr/cloudflare-worker-jwt ${runs[0].node.tsndr}`);
+out();
+out('## Token verification');
+out();
+out('Microseconds per verification: median (min–max) of 31 samples, each sample the mean over a');
+out('batch of at least 2 ms. One verification is the whole check of a compact JWS: parsing, key');
+out('selection, signature, `exp`, `iss` and `aud` (`portcullis::verify_token`; `jose.jwtVerify`');
+out('with issuer, audience and algorithm). `@tsndr/cloudflare-worker-jwt` checks the signature,');
+out('`exp` and `nbf` only, and has no PS256 or EdDSA. Keys are imported once per case, outside');
+out('the timing, in every runtime. The wasm rows run the module of `tests/bench-wasm`');
+out('(`verify_token` behind three exports, built for wasm32-unknown-unknown with the filter\'s');
+out('`wasm-release` settings) in wasmtime and in V8; JavaScript rows run in the same Node.js.');
+out();
+out(`| algorithm | ${RUNTIMES.map(([, label]) => label).join(' | ')} |`);
+out(`|---|${RUNTIMES.map(() => '---:').join('|')}|`);
+for (const row of rows) {
+  out(`| ${row.name} | ${RUNTIMES.map(([key]) => cell(row[key])).join(' | ')} |`);
+}
+out();
+out('Ratios of the medians: wasm against native, and `jose` against wasm (above 1: wasm is faster).');
+out();
+out('| algorithm | wasmtime / native | V8 / native | jose / V8 | tsndr / V8 | jose / wasmtime |');
+out('|---|---:|---:|---:|---:|---:|');
+for (const row of rows) {
+  out(
+    `| ${row.name} | ${ratio(row.wasmtime, row.native)} | ${ratio(row.v8, row.native)} | ${ratio(row.jose, row.v8)} | ${ratio(row.tsndr, row.v8)} | ${ratio(row.jose, row.wasmtime)} |`,
+  );
+}
+out();
+out('![Median microseconds per verification, logarithmic scale](bench/verify.svg)');
+out();
+out('### Goals');
+out();
+out('Medians in wasm, under both engines; the worse of the runs on this page counts.');
+out();
+out('| algorithm | goal | wasmtime | V8 | met |');
+out('|---|---:|---:|---:|---|');
+for (const [name, goal] of Object.entries(GOALS)) {
+  const worst = (key) => Math.max(...runRows.map((run) => run.find((row) => row.name === name)?.[key]?.median_us ?? Infinity));
+  const wasmtime = worst('wasmtime');
+  const v8 = worst('v8');
+  out(`| ${name} | ≤ ${format(goal)} µs | ${format(wasmtime)} | ${format(v8)} | ${wasmtime <= goal && v8 <= goal ? 'yes' : 'no'} |`);
+}
+out();
+out('### Run-to-run spread');
+out();
+out(`Medians of each run (${runs.length} run${runs.length === 1 ? '' : 's'} in this \`make bench\`), in microseconds.`);
+out();
+out(`| algorithm | ${RUNTIMES.map(([key]) => key).join(' | ')} |`);
+out(`|---|${RUNTIMES.map(() => '---:').join('|')}|`);
+for (const row of rows) {
+  const spread = (key) => runRows.map((run) => format(run.find((other) => other.name === row.name)?.[key]?.median_us)).join(' / ');
+  out(`| ${row.name} | ${RUNTIMES.map(([key]) => spread(key)).join(' | ')} |`);
+}
+out();
+out('### Key preparation');
+out();
+out('Microseconds to parse a one-key JWKS document and prepare its key (`KeySet::from_json`:');
+out('RSA `R² mod n`, P-256 and P-384 point tables), median (min–max). It runs once per key set,');
+out('never per request.');
+out();
+out('| algorithm | native | wasmtime | V8 |');
+out('|---|---:|---:|---:|');
+for (const row of rows) {
+  out(`| ${row.name} | ${cell(row.prepare.native)} | ${cell(row.prepare.wasmtime)} | ${cell(row.prepare.v8)} |`);
+}
+out();
+out('## Sizes');
+out();
+out('Bytes of the WebAssembly modules; gzip at level 9 (Node.js zlib).');
+out();
+out('| module | raw | gzip | goal |');
+out('|---|---:|---:|---|');
+const entryGoal = { portcullis: 'small entry ≤ 40 KiB gzip (with glue)', 'portcullis/verify': 'verifying module ≤ 120 KiB gzip' };
+for (const [entry, measured] of Object.entries(sizes.entries ?? {})) {
+  out(`| npm \`${entry}\`: wasm | ${kib(measured.wasm.raw)} | ${kib(measured.wasm.gzip)} | ${entryGoal[entry] ?? ''} |`);
+  out(`| npm \`${entry}\`: wasm + web glue | ${kib(measured.webDownload.raw)} | ${kib(measured.webDownload.gzip)} | |`);
+}
+if (filterSize) out(`| Envoy filter (\`make filter\`) | ${kib(filterSize.raw)} | ${kib(filterSize.gzip)} | ≤ 400 KiB |`);
+if (benchWasmSize) out(`| bench module (tests/bench-wasm) | ${kib(benchWasmSize.raw)} | ${kib(benchWasmSize.gzip)} | |`);
+out();
+out(`npm sizes from \`docs/sizes-npm.json\` (written by \`make pkg\`, toolchain ${Object.values(sizes.toolchain ?? {}).join(', ')}).`);
+out();
+otherMeasurements(out);
+writeFileSync(join(options.docs, 'benchmarks.md'), `${lines.join('\n')}\n`);
+console.error(`page: wrote ${join(options.docs, 'benchmarks.md')}`);
+
+// Sections for the JSON files that other measurements write into docs/bench/.
+function otherMeasurements(out) {
+  const bench = join(options.docs, 'bench');
+  const filter = existsSync(join(bench, 'filter.json')) ? readJson(join(bench, 'filter.json')) : null;
+  const soak = existsSync(join(bench, 'soak.json')) ? readJson(join(bench, 'soak.json')) : null;
+  const worker = existsSync(join(bench, 'worker.json')) ? readJson(join(bench, 'worker.json')) : null;
+  out('## Envoy filter: cost per request');
+  out();
+  if (!filter) {
+    out('No `docs/bench/filter.json` yet (`make bench-envoy`).');
+  } else {
+    out(`${filter.description}`);
+    out();
+    out(`- Command: \`${filter.command}\`; date ${filter.date}; ${filter.engine}`);
+    out();
+    out('| case | alg | guest µs per request | host and guest µs | requests |');
+    out('|---|---|---:|---:|---:|');
+    for (const result of filter.results ?? []) {
+      out(
+        `| ${result.case} | ${result.alg ?? '–'} | ${format(result.guest_us_per_request)} | ${format(result.host_and_guest_us_per_request)} | ${result.requests} |`,
+      );
+    }
+    const hit = (filter.results ?? []).filter((result) => result.case === 'cache_hit');
+    if (hit.length) {
+      out();
+      out(`Goal: a request with a verified-token cache hit ≤ 3 µs of wasm time: ${hit.map((result) => `${result.alg} ${format(result.guest_us_per_request)} µs (${result.guest_us_per_request <= 3 ? 'met' : 'not met'})`).join(', ')}.`);
+    }
+  }
+  out();
+  out('## Envoy filter: soak');
+  out();
+  if (!soak) {
+    out('No `docs/bench/soak.json` yet (`make bench-envoy`).');
+  } else {
+    out(`${soak.description}`);
+    out();
+    out(`- Command: \`${soak.command}\`; date ${soak.date}; ${soak.engine}`);
+    out(`- ${soak.requests?.toLocaleString('en-US')} requests in ${soak.elapsed_seconds} s, ${soak.guest_us_per_request} µs of guest time per request`);
+    if (soak.memory_bytes) {
+      out(`- Linear memory: ${soak.memory_bytes.start} bytes at start, ${soak.memory_bytes.after_warm_up} after warm-up, ${soak.memory_bytes.end} at the end; grew after warm-up: ${soak.grew_after_warm_up ? 'yes' : 'no'}`);
+    }
+  }
+  out();
+  out('## Edge worker: requests per second against `jose`');
+  out();
+  if (!worker) {
+    out('No `docs/bench/worker.json` yet.');
+  } else {
+    out(`${worker.description}`);
+    out();
+    out(`- Command: \`${worker.command}\`; date ${worker.date}`);
+    out();
+    const algs = [...new Set(Object.values(worker.results ?? {}).flatMap((byAlg) => Object.keys(byAlg)))];
+    out(`| worker | ${algs.join(' | ')} |`);
+    out(`|---|${algs.map(() => '---:').join('|')}|`);
+    for (const [variant, byAlg] of Object.entries(worker.results ?? {})) {
+      out(`| ${variant} | ${algs.map((alg) => (byAlg[alg] ? `${byAlg[alg].requestsPerSecond} req/s` : '–')).join(' | ')} |`);
+    }
+    if (worker.ratioToJose) {
+      out();
+      out(`Ratio to jose: ${Object.entries(worker.ratioToJose).map(([alg, value]) => `${alg} ${Object.entries(value).map(([key, number]) => `${key} ${number}`).join(', ')}`).join('; ')}.`);
+    }
+  }
+}
+
+// A grouped horizontal bar chart of the medians, logarithmic axis, as plain SVG.
+function svgChart(chartRows) {
+  const keys = RUNTIMES.map(([key]) => key);
+  const barHeight = 9;
+  const groupGap = 14;
+  const left = 110;
+  const plotWidth = 560;
+  const top = 40;
+  const values = chartRows.flatMap((row) => keys.map((key) => row[key]?.median_us).filter((value) => value > 0));
+  const minLog = Math.floor(Math.log10(Math.min(...values)));
+  const maxLog = Math.ceil(Math.log10(Math.max(...values)));
+  const x = (value) => left + ((Math.log10(value) - minLog) / (maxLog - minLog)) * plotWidth;
+  const groupHeight = keys.length * barHeight + groupGap;
+  const height = top + chartRows.length * groupHeight + 50;
+  const width = left + plotWidth + 150;
+  const parts = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
+  parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
+  parts.push(`<text x="${left}" y="20" font-size="13" font-weight="bold">Median µs per token verification (log scale; shorter is faster)</text>`);
+  for (let power = minLog; power <= maxLog; power += 1) {
+    const position = x(10 ** power);
+    parts.push(`<line x1="${position}" y1="${top - 6}" x2="${position}" y2="${height - 40}" stroke="#dddddd"/>`);
+    parts.push(`<text x="${position}" y="${height - 26}" text-anchor="middle">${(10 ** power).toLocaleString('en-US')}</text>`);
+  }
+  chartRows.forEach((row, rowIndex) => {
+    const groupTop = top + rowIndex * groupHeight;
+    parts.push(`<text x="${left - 8}" y="${groupTop + (keys.length * barHeight) / 2 + 4}" text-anchor="end" font-weight="bold">${row.name}</text>`);
+    keys.forEach((key, keyIndex) => {
+      const value = row[key]?.median_us;
+      if (!(value > 0)) return;
+      const y = groupTop + keyIndex * barHeight;
+      const end = x(value);
+      parts.push(`<rect x="${left}" y="${y}" width="${Math.max(1, end - left).toFixed(1)}" height="${barHeight - 1}" fill="${COLORS[key]}"><title>${key}: ${format(value)} µs</title></rect>`);
+      parts.push(`<text x="${(end + 3).toFixed(1)}" y="${y + barHeight - 2}" font-size="8">${format(value)}</text>`);
+    });
+  });
+  keys.forEach((key, index) => {
+    const y = top + index * 16;
+    parts.push(`<rect x="${left + plotWidth + 40}" y="${y}" width="10" height="10" fill="${COLORS[key]}"/>`);
+    parts.push(`<text x="${left + plotWidth + 55}" y="${y + 9}">${key}</text>`);
+  });
+  parts.push(`<text x="${left + plotWidth / 2}" y="${height - 8}" text-anchor="middle">microseconds</text>`);
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}
