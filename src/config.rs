@@ -12,10 +12,21 @@ use alloc::vec::Vec;
 
 use serde::Deserialize;
 
+use base64ct::{Base64UrlUnpadded, Encoding};
+use zeroize::Zeroizing;
+
+use crate::alg::Algorithm;
+use crate::dpop::nonce::{DEFAULT_NONCE_LIFETIME_SECONDS, MIN_SECRET_BYTES};
+use crate::dpop::DpopPolicy;
 use crate::error::ConfigError;
 use crate::gate::cache::{CacheLimits, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
+use crate::introspection::{self, IntrospectionMode, IntrospectionSettings};
 use crate::jwks::{KeySet, KeySetOptions};
-use crate::policy::{is_token_char, ClaimPath, DurationMs, HeaderSource, Policy, ProviderConfig, RemoteJwks};
+use crate::policy::{
+    is_token_char, ClaimPath, DpopConfig, DurationMs, HeaderSource, HttpUri, IntrospectionConfig, Policy, ProviderConfig,
+    RemoteJwks, RevocationListConfig,
+};
+use crate::revocation;
 
 /// Most providers in one configuration.
 pub const MAX_PROVIDERS: usize = 64;
@@ -187,6 +198,62 @@ pub enum KeySource {
     Local(KeySet),
     /// Keys fetched over HTTP.
     Remote(RemoteJwks),
+    /// No keys: the provider only introspects tokens.
+    IntrospectionOnly,
+}
+
+/// Whether a provider accepts DPoP-bound tokens only, or bearer tokens too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpopMode {
+    /// `Authorization: DPoP` with a proof, or `Bearer` for tokens not bound to a key.
+    Allowed,
+    /// Only `Authorization: DPoP` with a proof.
+    Required,
+}
+
+/// A provider's DPoP settings, checked.
+#[derive(Clone)]
+pub struct DpopSettings {
+    /// Allowed or required.
+    pub mode: DpopMode,
+    /// What proofs must satisfy; `require_nonce` is set when nonces are enabled.
+    pub policy: DpopPolicy,
+    /// How long one nonce is issued, in seconds; `None` when nonces are off.
+    pub nonce_lifetime_seconds: Option<u64>,
+    /// The configured nonce secret; `None`: the adapter supplies one.
+    pub nonce_secret: Option<Zeroizing<Vec<u8>>>,
+    /// Scheme and authority that replace the request's for the `htu` check.
+    pub origin: Option<String>,
+}
+
+impl core::fmt::Debug for DpopSettings {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DpopSettings")
+            .field("mode", &self.mode)
+            .field("policy", &self.policy)
+            .field("nonce_lifetime_seconds", &self.nonce_lifetime_seconds)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpopSettings {
+    /// Returns the `algs` attribute of a DPoP challenge: the allowed proof algorithms,
+    /// space-separated ([RFC 9449 §7.1](https://www.rfc-editor.org/rfc/rfc9449#section-7.1)).
+    pub fn algs(&self) -> String {
+        self.policy.algorithms.iter().map(|alg| alg.name()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// A provider's revocation list settings, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationListSettings {
+    /// The list's URL.
+    pub uri: String,
+    /// Envoy cluster that reaches it.
+    pub cluster: Option<String>,
+    /// Fetch timing with defaults filled in; `refetch_cooldown_ms` is unused.
+    pub timing: RemoteTiming,
 }
 
 /// Token locations of a provider.
@@ -226,6 +293,12 @@ pub struct Provider {
     pub payload_header: Option<String>,
     /// Claims to headers.
     pub claim_headers: Vec<ClaimOutput>,
+    /// DPoP settings; `None`: tokens bound to a key are rejected.
+    pub dpop: Option<DpopSettings>,
+    /// Token introspection.
+    pub introspection: Option<IntrospectionSettings>,
+    /// Revocation list.
+    pub revocation_list: Option<RevocationListSettings>,
 }
 
 /// A checked configuration.
@@ -349,8 +422,18 @@ fn compile_provider(name: &str, config: &ProviderConfig) -> Result<Provider, Con
     if name.is_empty() || !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.')) {
         return Err(ConfigError::invalid(prefix, "provider names use letters, digits, `-`, `_` and `.` only"));
     }
+    // Introspection first: its mode decides whether `algorithms` may be empty.
+    let introspection = config.introspection.as_ref().map(|introspection| compile_introspection(&prefix, introspection)).transpose()?;
     let policy = config.compile(&prefix)?;
+    let introspection_only = introspection.as_ref().is_some_and(|settings| settings.mode == IntrospectionMode::Only);
     let keys = match (&config.local_jwks, &config.remote_jwks) {
+        (None, None) if introspection_only => KeySource::IntrospectionOnly,
+        (Some(_), _) | (_, Some(_)) if introspection_only => {
+            return Err(ConfigError::invalid(
+                prefix,
+                "a provider with `introspection.mode` \"only\" verifies no JWT: remove `local_jwks` and `remote_jwks`, or use mode \"after_jwt\"",
+            ));
+        }
         (Some(local), None) => {
             let document = match (&local.inline_string, &local.inline) {
                 (Some(text), _) => text.clone().into_bytes(),
@@ -381,7 +464,7 @@ fn compile_provider(name: &str, config: &ProviderConfig) -> Result<Provider, Con
             return Err(ConfigError::invalid(alloc::format!("{prefix}.{field}"), "names must be non-empty tokens"));
         }
     }
-    if headers.is_empty() && params.is_empty() && cookies.is_empty() {
+    if headers.is_empty() && params.is_empty() && cookies.is_empty() && config.dpop.is_none() {
         return Err(ConfigError::invalid(prefix, "configure at least one token source"));
     }
     let claim_headers = config
@@ -398,6 +481,164 @@ fn compile_provider(name: &str, config: &ProviderConfig) -> Result<Provider, Con
         forward: config.forward.unwrap_or(false),
         payload_header: config.forward_payload_header.as_ref().map(|name| name.to_ascii_lowercase()),
         claim_headers,
+        dpop: config.dpop.as_ref().map(|dpop| compile_dpop(&prefix, dpop)).transpose()?,
+        introspection,
+        revocation_list: config.revocation_list.as_ref().map(|list| compile_revocation_list(&prefix, list)).transpose()?,
+    })
+}
+
+/// Longest `dpop.max_age` and `dpop.nonce.lifetime`, in seconds.
+pub const MAX_DPOP_WINDOW_SECONDS: u64 = 3_600;
+
+fn seconds_in_range(field: String, value: Option<DurationMs>, default: u64, max: u64) -> Result<u64, ConfigError> {
+    let Some(DurationMs(milliseconds)) = value else { return Ok(default) };
+    if !(1_000..=max.saturating_mul(1000)).contains(&milliseconds) {
+        return Err(ConfigError::invalid(field, alloc::format!("must be from 1 s to {max} s")));
+    }
+    Ok(milliseconds / 1000)
+}
+
+fn compile_dpop(prefix: &str, config: &DpopConfig) -> Result<DpopSettings, ConfigError> {
+    let mode = match config.mode.as_deref() {
+        None | Some("allowed") => DpopMode::Allowed,
+        Some("required") => DpopMode::Required,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                alloc::format!("{prefix}.dpop.mode"),
+                alloc::format!("unknown mode {other:?}; allowed: \"allowed\", \"required\""),
+            ));
+        }
+    };
+    let mut policy = DpopPolicy::default();
+    if let Some(names) = &config.algorithms {
+        let field = alloc::format!("{prefix}.dpop.algorithms");
+        if names.is_empty() {
+            return Err(ConfigError::invalid(field, "list at least one algorithm, e.g. [\"ES256\"]"));
+        }
+        let mut algorithms = Vec::new();
+        for (index, name) in names.iter().enumerate() {
+            let algorithm = Algorithm::from_name(name)
+                .filter(|alg| !alg.is_symmetric() && alg.is_supported())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        alloc::format!("{field}[{index}]"),
+                        alloc::format!("{name:?} is not an asymmetric algorithm this build supports, e.g. \"ES256\" or \"EdDSA\""),
+                    )
+                })?;
+            if !algorithms.contains(&algorithm) {
+                algorithms.push(algorithm);
+            }
+        }
+        policy.algorithms = algorithms;
+    }
+    policy.max_age_seconds = seconds_in_range(
+        alloc::format!("{prefix}.dpop.max_age"),
+        config.max_age,
+        crate::dpop::DEFAULT_PROOF_MAX_AGE_SECONDS,
+        MAX_DPOP_WINDOW_SECONDS,
+    )?;
+    let nonce = config.nonce.clone().unwrap_or_default();
+    let nonces_enabled = nonce.enabled.unwrap_or(false);
+    policy.require_nonce = nonces_enabled;
+    let lifetime = seconds_in_range(
+        alloc::format!("{prefix}.dpop.nonce.lifetime"),
+        nonce.lifetime,
+        DEFAULT_NONCE_LIFETIME_SECONDS,
+        MAX_DPOP_WINDOW_SECONDS,
+    )?;
+    let nonce_secret = match &nonce.secret {
+        None => None,
+        Some(text) => {
+            let secret = Base64UrlUnpadded::decode_vec(text).ok().filter(|secret| secret.len() >= MIN_SECRET_BYTES).ok_or_else(|| {
+                ConfigError::invalid(
+                    alloc::format!("{prefix}.dpop.nonce.secret"),
+                    alloc::format!("must be unpadded base64url of at least {MIN_SECRET_BYTES} random bytes"),
+                )
+            })?;
+            Some(Zeroizing::new(secret))
+        }
+    };
+    let origin = match &config.origin {
+        None => None,
+        Some(origin) => {
+            let trimmed = origin.strip_suffix('/').unwrap_or(origin);
+            let valid = trimmed
+                .split_once("://")
+                .is_some_and(|(scheme, authority)| matches!(scheme, "http" | "https") && !authority.is_empty() && !authority.contains(['/', '?', '#', '@', ' ']));
+            if !valid {
+                return Err(ConfigError::invalid(
+                    alloc::format!("{prefix}.dpop.origin"),
+                    "must be a scheme and authority only, such as \"https://api.example.com\"",
+                ));
+            }
+            Some(trimmed.to_string())
+        }
+    };
+    Ok(DpopSettings { mode, policy, nonce_lifetime_seconds: nonces_enabled.then_some(lifetime), nonce_secret, origin })
+}
+
+fn check_http_uri(field: String, uri: &HttpUri) -> Result<(), ConfigError> {
+    let has_host = uri.uri.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with(['/', '?', '#']));
+    if !(uri.uri.starts_with("https://") || uri.uri.starts_with("http://")) || !has_host || uri.uri.bytes().any(|byte| byte.is_ascii_control() || byte == b' ') {
+        return Err(ConfigError::invalid(alloc::format!("{field}.uri"), "must be an absolute http:// or https:// URL"));
+    }
+    Ok(())
+}
+
+fn compile_introspection(prefix: &str, config: &IntrospectionConfig) -> Result<IntrospectionSettings, ConfigError> {
+    let field = alloc::format!("{prefix}.introspection");
+    check_http_uri(alloc::format!("{field}.http_uri"), &config.http_uri)?;
+    if config.client_id.is_empty() {
+        return Err(ConfigError::invalid(alloc::format!("{field}.client_id"), "must not be empty"));
+    }
+    if config.client_secret.is_empty() {
+        return Err(ConfigError::invalid(alloc::format!("{field}.client_secret"), "must not be empty"));
+    }
+    let mode = match config.mode.as_deref() {
+        None | Some("only") => IntrospectionMode::Only,
+        Some("after_jwt") => IntrospectionMode::AfterJwt,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                alloc::format!("{field}.mode"),
+                alloc::format!("unknown mode {other:?}; allowed: \"only\", \"after_jwt\""),
+            ));
+        }
+    };
+    let cache_duration_ms = config.cache_duration.map_or(introspection::DEFAULT_CACHE_DURATION_MS, |DurationMs(ms)| ms);
+    if cache_duration_ms < 1000 {
+        return Err(ConfigError::invalid(alloc::format!("{field}.cache_duration"), "must be at least one second"));
+    }
+    let timeout_ms = config.http_uri.timeout.map_or(crate::policy::DEFAULT_FETCH_TIMEOUT_MS, |DurationMs(ms)| ms.max(1));
+    Ok(IntrospectionSettings::new(
+        config.http_uri.uri.clone(),
+        config.http_uri.cluster.clone(),
+        timeout_ms,
+        config.client_id.clone(),
+        config.client_secret.clone(),
+        mode,
+        cache_duration_ms,
+        config.stale_if_error.map_or(introspection::DEFAULT_STALE_IF_ERROR_MS, |DurationMs(ms)| ms),
+    ))
+}
+
+fn compile_revocation_list(prefix: &str, config: &RevocationListConfig) -> Result<RevocationListSettings, ConfigError> {
+    let field = alloc::format!("{prefix}.revocation_list");
+    check_http_uri(alloc::format!("{field}.http_uri"), &config.http_uri)?;
+    let cache_duration_ms = config.cache_duration.map_or(revocation::DEFAULT_CACHE_DURATION_MS, |DurationMs(ms)| ms);
+    if cache_duration_ms < 1000 {
+        return Err(ConfigError::invalid(alloc::format!("{field}.cache_duration"), "must be at least one second"));
+    }
+    let timeout_ms = config.http_uri.timeout.map_or(crate::policy::DEFAULT_FETCH_TIMEOUT_MS, |DurationMs(ms)| ms.max(1));
+    Ok(RevocationListSettings {
+        uri: config.http_uri.uri.clone(),
+        cluster: config.http_uri.cluster.clone(),
+        timing: RemoteTiming {
+            timeout_ms,
+            cache_duration_ms,
+            refetch_cooldown_ms: 0,
+            stale_if_error_ms: config.stale_if_error.map_or(revocation::DEFAULT_STALE_IF_ERROR_MS, |DurationMs(ms)| ms),
+            pending_timeout_ms: config.pending_timeout.map_or(timeout_ms, |DurationMs(ms)| ms.max(1)),
+        },
     })
 }
 

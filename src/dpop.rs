@@ -9,7 +9,11 @@
 //! (`cnf.jkt`, [§6.1](https://www.rfc-editor.org/rfc/rfc9449#section-6.1)).
 //!
 //! Replay protection needs state: the caller records each returned `jti` in a bounded
-//! cache for the proof lifetime and rejects repeats.
+//! cache for the proof lifetime and rejects repeats ([`replay`]). Server-issued nonces
+//! come from [`nonce`].
+
+pub mod nonce;
+pub mod replay;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;

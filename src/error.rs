@@ -84,6 +84,14 @@ pub enum ErrorCode {
     DpopProofInvalid,
     /// The server requires a DPoP nonce (RFC 9449 §8).
     DpopNonceRequired,
+    /// The introspection endpoint answered `active: false` (RFC 7662 §2.2).
+    TokenInactive,
+    /// The token's `jti` is on the provider's revocation list.
+    TokenRevoked,
+    /// No introspection answer is available: the endpoint failed or timed out.
+    IntrospectionUnavailable,
+    /// No revocation list is available for the provider (never fetched, or expired after failures).
+    RevocationListUnavailable,
     /// A policy or filter configuration is invalid.
     ConfigInvalid,
     /// A PKCE verifier or challenge is malformed (RFC 7636 §4.1).
@@ -168,6 +176,10 @@ impl ErrorCode {
         Self::JwksInvalid,
         Self::DpopProofInvalid,
         Self::DpopNonceRequired,
+        Self::TokenInactive,
+        Self::TokenRevoked,
+        Self::IntrospectionUnavailable,
+        Self::RevocationListUnavailable,
         Self::ConfigInvalid,
         Self::PkceInvalid,
     ];
@@ -206,6 +218,10 @@ impl ErrorCode {
             Self::JwksInvalid => "jwks_invalid",
             Self::DpopProofInvalid => "dpop_proof_invalid",
             Self::DpopNonceRequired => "dpop_nonce_required",
+            Self::TokenInactive => "token_inactive",
+            Self::TokenRevoked => "token_revoked",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
+            Self::RevocationListUnavailable => "revocation_list_unavailable",
             Self::ConfigInvalid => "config_invalid",
             Self::PkceInvalid => "pkce_invalid",
         }
@@ -252,7 +268,11 @@ impl ErrorCode {
             | Self::JwksUnavailable
             | Self::JwksInvalid
             | Self::DpopProofInvalid
-            | Self::DpopNonceRequired => Disposition::Bearer(InvalidToken),
+            | Self::DpopNonceRequired
+            | Self::TokenInactive
+            | Self::TokenRevoked
+            | Self::IntrospectionUnavailable
+            | Self::RevocationListUnavailable => Disposition::Bearer(InvalidToken),
             Self::InsufficientScope | Self::InsufficientRole => {
                 Disposition::Bearer(InsufficientScope)
             }
@@ -613,6 +633,25 @@ pub enum VerifyError {
     },
     /// The server requires a fresh DPoP nonce.
     DpopNonceRequired,
+    /// The introspection endpoint reports the token as not active
+    /// ([RFC 7662 §2.2](https://www.rfc-editor.org/rfc/rfc7662#section-2.2)): expired,
+    /// revoked, or never issued.
+    Inactive,
+    /// The token's `jti` is on the provider's revocation list.
+    Revoked {
+        /// The revoked `jti`.
+        jti: String,
+    },
+    /// No introspection answer is available.
+    IntrospectionUnavailable {
+        /// Why, for logs.
+        reason: String,
+    },
+    /// No revocation list is available.
+    RevocationListUnavailable {
+        /// Why, for logs.
+        reason: String,
+    },
 }
 
 impl VerifyError {
@@ -644,6 +683,10 @@ impl VerifyError {
             Self::JwksUnavailable { .. } => ErrorCode::JwksUnavailable,
             Self::DpopProof { .. } => ErrorCode::DpopProofInvalid,
             Self::DpopNonceRequired => ErrorCode::DpopNonceRequired,
+            Self::Inactive => ErrorCode::TokenInactive,
+            Self::Revoked { .. } => ErrorCode::TokenRevoked,
+            Self::IntrospectionUnavailable { .. } => ErrorCode::IntrospectionUnavailable,
+            Self::RevocationListUnavailable { .. } => ErrorCode::RevocationListUnavailable,
         }
     }
 
@@ -760,6 +803,10 @@ impl fmt::Display for VerifyError {
             Self::JwksUnavailable { reason } => write!(f, "no key set is available: {reason}"),
             Self::DpopProof { reason } => write!(f, "DPoP proof is invalid: {reason}"),
             Self::DpopNonceRequired => f.write_str("a DPoP nonce is required"),
+            Self::Inactive => f.write_str("the introspection endpoint reports the token as not active"),
+            Self::Revoked { jti } => write!(f, "the token's jti {} is on the revocation list", Quoted(jti)),
+            Self::IntrospectionUnavailable { reason } => write!(f, "no introspection answer is available: {reason}"),
+            Self::RevocationListUnavailable { reason } => write!(f, "no revocation list is available: {reason}"),
         }
     }
 }

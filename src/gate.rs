@@ -2,9 +2,23 @@
 //! providers a request needs, where its tokens are, whether they verify, and what to
 //! forward or answer.
 //!
-//! The gate does no I/O. Keys come through [`KeyProvider`]; when a provider's keys are
-//! not in hand yet the decision is [`Decision::Pending`] and the adapter fetches them and
-//! asks again. Verified tokens may be kept in a [`TokenCache`].
+//! The gate does no I/O. Keys, revocation lists, introspection answers and the DPoP
+//! replay cache come through [`GateState`]; when something is not in hand yet the decision
+//! is [`Decision::Pending`] and the adapter fetches it and asks again. Verified tokens may
+//! be kept in a [`TokenCache`].
+//!
+//! Per provider, a token is checked in this order, and the first failure wins:
+//! 1. the DPoP proof, for a token sent as `Authorization: DPoP` ([`dpop`]);
+//! 2. the JWT (signature and claims), unless the provider only introspects;
+//! 3. the introspection answer, when the provider introspects
+//!    ([`crate::introspection`]);
+//! 4. the key binding: a proof's key must be the token's `cnf.jkt`, and a token bound to a
+//!    key must not come as a bearer token;
+//! 5. the revocation list ([`crate::revocation`]).
+//!
+//! DPoP proofs of the providers that let a request through are recorded in the replay
+//! cache last, once the decision is final, so a decision that waits and runs again does
+//! not see its own proof as a replay.
 //!
 //! Rules for tokens in a request:
 //! - a provider reads its token from its configured headers, query parameters and cookies;
@@ -21,22 +35,28 @@
 //! every request first, whatever the decision, so a client cannot set them itself.
 
 pub mod cache;
+pub mod dpop;
+pub mod state;
 
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::bearer::{self, Challenge, Credential};
-use crate::claims;
-use crate::config::{Gate, KeySource, Provider, Requirement};
-use crate::error::{ErrorCode, VerifyError};
+use crate::bearer::{self, Credential};
+use crate::claims::{self, Claims};
+use crate::config::{DpopMode, Gate, KeySource, Provider, Requirement};
+use crate::dpop::replay::ReplayCheck;
+use crate::dpop::VerifiedProof;
+use crate::error::{ErrorCode, ParseError, VerifyError};
+use crate::introspection::{self, IntrospectionAnswer};
 use crate::jwks::KeySet;
 use crate::verify::{verify_token, VerifiedToken};
 
 pub use cache::TokenCache;
+pub use state::{GateState, IntrospectionLookup, KeyLookup, ListLookup};
 
 /// The parts of a request the gate reads.
 #[derive(Clone, Copy, Debug)]
@@ -53,37 +73,11 @@ pub struct RequestParts<'a> {
     pub headers: &'a [(String, String)],
 }
 
-/// The state of a remote provider's keys.
-#[derive(Debug)]
-pub enum KeyLookup<'a> {
-    /// Keys to verify with (possibly stale within the stale-if-error window).
-    Ready {
-        /// The key set.
-        keys: &'a KeySet,
-        /// Identifier of the set's content. Cached tokens verified with another version are
-        /// verified again.
-        version: u64,
-    },
-    /// No keys yet; a fetch is under way or will start.
-    Pending,
-    /// No keys and none expected soon.
-    Unavailable(String),
-}
-
-/// Access to remote keys.
-pub trait KeyProvider {
-    /// Returns the keys of provider `index` as of now.
-    fn lookup(&mut self, index: usize) -> KeyLookup<'_>;
-
-    /// Records that a token named a `kid` the keys lack. Returns true when a refetch will
-    /// run (at most once per cooldown), so the decision waits for it.
-    fn refetch_for_unknown_kid(&mut self, index: usize) -> bool;
-}
-
-/// Keys for a gate whose providers all have local keys.
+/// State for a gate whose providers all have local keys and use no revocation list,
+/// introspection or DPoP.
 pub struct NoRemoteKeys;
 
-impl KeyProvider for NoRemoteKeys {
+impl GateState for NoRemoteKeys {
     fn lookup(&mut self, _index: usize) -> KeyLookup<'_> {
         KeyLookup::Unavailable(String::from("remote keys are not available here"))
     }
@@ -118,6 +112,8 @@ pub struct Allowed {
     pub verified: Vec<usize>,
     /// The request is a CORS preflight let through by `bypass_cors_preflight`.
     pub cors_preflight: bool,
+    /// Headers to add to the response, e.g. a fresh `dpop-nonce` (lower case).
+    pub response_headers: Vec<(String, String)>,
 }
 
 /// A reply for a rejected request.
@@ -137,6 +133,31 @@ pub struct Denial {
     pub message: String,
 }
 
+/// A token that passed its provider's checks.
+#[derive(Clone, Debug)]
+pub enum Authenticated {
+    /// A JWT, verified (and, with `introspection.mode` `after_jwt`, introspected as active).
+    Jwt(Arc<VerifiedToken>),
+    /// An opaque token the introspection endpoint reported as active; its claims are the
+    /// answer's members.
+    Introspected(Arc<IntrospectionAnswer>),
+}
+
+impl Authenticated {
+    /// The typed claims.
+    pub fn claims(&self) -> &Claims {
+        match self {
+            Self::Jwt(token) => token.claims(),
+            Self::Introspected(answer) => answer.claims(),
+        }
+    }
+
+    /// The whole claims object.
+    pub fn claims_map(&self) -> &Map<String, Value> {
+        &self.claims().all
+    }
+}
+
 #[derive(Debug)]
 enum Found {
     Header(String),
@@ -144,12 +165,49 @@ enum Found {
     Cookie(String),
 }
 
+/// How the client presented a token in `Authorization`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    /// Bearer, or any configured source other than `Authorization: DPoP`.
+    Bearer,
+    /// `Authorization: DPoP`, with a proof in the `DPoP` header.
+    Dpop,
+}
+
+#[derive(Debug)]
+struct Presented {
+    token: Authenticated,
+    found: Found,
+    proof: Option<VerifiedProof>,
+}
+
 #[derive(Debug)]
 enum Outcome {
     Missing,
-    Verified(Arc<VerifiedToken>, Found),
+    Verified(Presented),
     Failed(VerifyError),
     Pending,
+}
+
+/// Why a provider's check stopped before an outcome: it waits for state, or it failed.
+enum Stop {
+    Pending,
+    Failed(VerifyError),
+}
+
+impl From<VerifyError> for Stop {
+    fn from(error: VerifyError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// What a denial needs to know about how the reported provider's token was presented.
+#[derive(Debug, Default)]
+struct DenialContext {
+    /// The token came as `Authorization: DPoP`.
+    dpop_presented: bool,
+    /// A nonce to send in `DPoP-Nonce`.
+    nonce: Option<String>,
 }
 
 enum Evaluation {
@@ -159,7 +217,7 @@ enum Evaluation {
     Pending(Vec<usize>),
 }
 
-struct Evaluator<'g, 'r, K: KeyProvider> {
+struct Evaluator<'g, 'r, K: GateState> {
     gate: &'g Gate,
     request: RequestParts<'r>,
     keys: &'r mut K,
@@ -167,6 +225,8 @@ struct Evaluator<'g, 'r, K: KeyProvider> {
     now: u64,
     final_attempt: bool,
     outcomes: Vec<Option<Outcome>>,
+    /// Per provider: whether its token came as `Authorization: DPoP`.
+    dpop_presented: Vec<bool>,
 }
 
 impl Gate {
@@ -175,7 +235,7 @@ impl Gate {
     /// With `final_attempt`, pending keys count as unavailable: adapters pass true once a
     /// request has waited for keys as long as the configuration allows. A final attempt
     /// never returns [`Decision::Pending`].
-    pub fn decide<K: KeyProvider>(&self, request: RequestParts<'_>, keys: &mut K, now: u64, final_attempt: bool) -> Decision {
+    pub fn decide<K: GateState>(&self, request: RequestParts<'_>, keys: &mut K, now: u64, final_attempt: bool) -> Decision {
         self.decide_with_cache(request, keys, &mut TokenCache::disabled(), now, final_attempt)
     }
 
@@ -184,7 +244,7 @@ impl Gate {
     ///
     /// A cached token still passes the provider's time checks at `now` and the matched
     /// rule's requirement. It is used only while the key set that verified it is served.
-    pub fn decide_with_cache<K: KeyProvider>(
+    pub fn decide_with_cache<K: GateState>(
         &self,
         request: RequestParts<'_>,
         keys: &mut K,
@@ -213,9 +273,20 @@ impl Gate {
             now,
             final_attempt,
             outcomes: (0..self.providers.len()).map(|_| None).collect(),
+            dpop_presented: alloc::vec![false; self.providers.len()],
         };
+        let tolerant = matches!(requirement, Requirement::AllowMissingOrFailed);
         match evaluator.evaluate(&requirement) {
-            Evaluation::Pass(verified) => {
+            Evaluation::Pass(mut verified) => {
+                // The decision is final: record the DPoP proofs of the providers that let
+                // the request through, and fail on a replay.
+                for (index, error) in evaluator.record_proofs(&verified) {
+                    if !tolerant {
+                        let context = evaluator.denial_context(Some(index));
+                        return Decision::Deny(self.deny(&request, Some(index), &error, &context));
+                    }
+                    verified.retain(|verified| *verified != index);
+                }
                 evaluator.apply_outputs(&verified, &mut allowed);
                 allowed.verified = verified;
                 Decision::Allow(allowed)
@@ -224,28 +295,38 @@ impl Gate {
             // provider still be pending, the request fails closed.
             Evaluation::Pending(providers) if final_attempt => {
                 let error = VerifyError::JwksUnavailable { reason: String::from("timed out waiting for the key set") };
-                Decision::Deny(self.deny(&request, providers.first().copied(), &error))
+                let provider = providers.first().copied();
+                let context = evaluator.denial_context(provider);
+                Decision::Deny(self.deny(&request, provider, &error, &context))
             }
             Evaluation::Pending(providers) => Decision::Pending { providers },
-            Evaluation::Fail(provider, error) => Decision::Deny(self.deny(&request, Some(provider), &error)),
-            Evaluation::Missing(provider) => Decision::Deny(self.deny(&request, provider, &VerifyError::Missing)),
+            Evaluation::Fail(provider, error) => {
+                let context = evaluator.denial_context(Some(provider));
+                Decision::Deny(self.deny(&request, Some(provider), &error, &context))
+            }
+            Evaluation::Missing(provider) => {
+                let context = evaluator.denial_context(provider);
+                Decision::Deny(self.deny(&request, provider, &VerifyError::Missing, &context))
+            }
         }
     }
 
-    fn deny(&self, request: &RequestParts<'_>, provider: Option<usize>, error: &VerifyError) -> Denial {
+    fn deny(&self, request: &RequestParts<'_>, provider: Option<usize>, error: &VerifyError, context: &DenialContext) -> Denial {
         let code = error.code();
         let message = error.to_string();
         let realm = self.realm.clone().unwrap_or_else(|| {
             let path = request.path.split_once('?').map_or(request.path, |(path, _)| path);
             alloc::format!("{}://{}{}", request.scheme, request.authority, path)
         });
-        let mut challenge = Challenge::bearer(Some(&realm), Some(code));
-        if !self.strip_details {
-            challenge.description = Some(message.clone());
-            challenge.scope = error.required_scope();
+        let dpop = provider.and_then(|index| self.providers.get(index)).and_then(|provider| provider.dpop.as_ref());
+        let details = (!self.strip_details).then(|| (message.clone(), error.required_scope()));
+        let challenges = dpop::challenges(&realm, code, details, dpop, context.dpop_presented);
+        let status = code.http_status();
+        let mut headers: Vec<(String, String)> =
+            challenges.iter().map(|challenge| (String::from("www-authenticate"), challenge.render())).collect();
+        if let Some(nonce) = &context.nonce {
+            headers.push((String::from("dpop-nonce"), nonce.clone()));
         }
-        let status = challenge.status();
-        let mut headers = alloc::vec![(String::from("www-authenticate"), challenge.render())];
         let body = if self.strip_details {
             String::new()
         } else if self.json_body {
@@ -274,7 +355,7 @@ fn header<'a>(request: &RequestParts<'a>, name: &str) -> Option<&'a str> {
     request.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
 }
 
-impl<K: KeyProvider> Evaluator<'_, '_, K> {
+impl<K: GateState> Evaluator<'_, '_, K> {
     fn evaluate(&mut self, requirement: &Requirement) -> Evaluation {
         match requirement {
             Requirement::Provider(index) => match self.outcome(*index) {
@@ -360,20 +441,79 @@ impl<K: KeyProvider> Evaluator<'_, '_, K> {
 
     fn verify_provider(&mut self, index: usize) -> Outcome {
         let Some(provider) = self.gate.providers.get(index) else { return Outcome::Missing };
-        let (token, found) = match extract(provider, &self.request) {
+        let (token, found, scheme) = match extract(provider, &self.request) {
             Ok(None) => return Outcome::Missing,
             Ok(Some(found)) => found,
             Err(error) => return Outcome::Failed(error),
         };
+        if let Some(presented) = self.dpop_presented.get_mut(index) {
+            *presented = scheme == Scheme::Dpop;
+        }
+        match self.check_presented(index, provider, &token, scheme) {
+            Ok((token, proof)) => Outcome::Verified(Presented { token, found, proof }),
+            Err(Stop::Pending) => Outcome::Pending,
+            Err(Stop::Failed(error)) => Outcome::Failed(error),
+        }
+    }
+
+    /// Runs a provider's checks on a token in the order documented at the top of this
+    /// module.
+    fn check_presented(
+        &mut self,
+        index: usize,
+        provider: &Provider,
+        token: &str,
+        scheme: Scheme,
+    ) -> Result<(Authenticated, Option<VerifiedProof>), Stop> {
+        let proof = match (scheme, &provider.dpop) {
+            (Scheme::Dpop, Some(settings)) => {
+                let nonces = self.accepted_nonces(index)?;
+                let nonces: Vec<&str> = nonces.iter().map(String::as_str).collect();
+                Some(dpop::check_request_proof(&self.request, settings, token, &nonces, self.now)?)
+            }
+            // `extract` reads the DPoP scheme only for providers with DPoP settings.
+            (Scheme::Dpop, None) => return Err(Stop::Failed(dpop::not_enabled())),
+            (Scheme::Bearer, Some(settings)) if settings.mode == DpopMode::Required => {
+                return Err(Stop::Failed(dpop::bearer_refused()));
+            }
+            (Scheme::Bearer, _) => None,
+        };
+        let authenticated = self.authenticate(index, provider, token)?;
+        match &proof {
+            Some(proof) => crate::dpop::check_binding(authenticated.claims_map(), proof)?,
+            None if crate::dpop::is_bound(authenticated.claims_map()) => {
+                return Err(Stop::Failed(dpop::bound_token_as_bearer(provider.dpop.is_some())));
+            }
+            None => {}
+        }
+        if provider.revocation_list.is_some() {
+            let final_attempt = self.final_attempt;
+            match self.keys.revocation_list(index) {
+                ListLookup::Ready(list) => list.check(authenticated.claims())?,
+                ListLookup::Pending if !final_attempt => return Err(Stop::Pending),
+                ListLookup::Pending => {
+                    let reason = String::from("timed out waiting for the revocation list");
+                    return Err(Stop::Failed(VerifyError::RevocationListUnavailable { reason }));
+                }
+                ListLookup::Unavailable(reason) => return Err(Stop::Failed(VerifyError::RevocationListUnavailable { reason })),
+            }
+        }
+        Ok((authenticated, proof))
+    }
+
+    /// Verifies the token as a JWT and, when the provider introspects, asks the
+    /// introspection endpoint about it.
+    fn authenticate(&mut self, index: usize, provider: &Provider, token: &str) -> Result<Authenticated, Stop> {
         let now = self.now;
-        let result = match &provider.keys {
+        let final_attempt = self.final_attempt;
+        let jwt = match &provider.keys {
+            KeySource::IntrospectionOnly => None,
             // Local keys never change while the gate lives: version 0.
-            KeySource::Local(set) => verify_cached(self.cache, provider, index, &token, set, 0, now),
+            KeySource::Local(set) => Some(verify_cached(self.cache, provider, index, token, set, 0, now)?),
             KeySource::Remote(_) => {
-                let final_attempt = self.final_attempt;
                 let result = match self.keys.lookup(index) {
-                    KeyLookup::Ready { keys, version } => verify_cached(self.cache, provider, index, &token, keys, version, now),
-                    KeyLookup::Pending if !final_attempt => return Outcome::Pending,
+                    KeyLookup::Ready { keys, version } => verify_cached(self.cache, provider, index, token, keys, version, now),
+                    KeyLookup::Pending if !final_attempt => return Err(Stop::Pending),
                     KeyLookup::Pending => Err(VerifyError::JwksUnavailable {
                         reason: String::from("timed out waiting for the key set"),
                     }),
@@ -383,22 +523,94 @@ impl<K: KeyProvider> Evaluator<'_, '_, K> {
                     && !final_attempt
                     && self.keys.refetch_for_unknown_kid(index)
                 {
-                    return Outcome::Pending;
+                    return Err(Stop::Pending);
                 }
-                result
+                Some(result?)
             }
         };
-        match result {
-            Ok(verified) => Outcome::Verified(verified, found),
-            Err(error) => Outcome::Failed(error),
+        let Some(settings) = &provider.introspection else {
+            return jwt.map(Authenticated::Jwt).ok_or_else(|| Stop::Failed(VerifyError::JwksUnavailable { reason: String::from("the provider has no keys") }));
+        };
+        if token.len() > provider.policy.max_token_bytes {
+            let error = ParseError::TooLarge { actual: token.len(), max: provider.policy.max_token_bytes };
+            return Err(Stop::Failed(VerifyError::Parse(error)));
+        }
+        let answer = match self.keys.introspect(index, token) {
+            IntrospectionLookup::Answer(answer) => answer,
+            IntrospectionLookup::Pending if !final_attempt => return Err(Stop::Pending),
+            IntrospectionLookup::Pending => {
+                let reason = String::from("timed out waiting for the introspection endpoint");
+                return Err(Stop::Failed(VerifyError::IntrospectionUnavailable { reason }));
+            }
+            IntrospectionLookup::Unavailable(reason) => return Err(Stop::Failed(VerifyError::IntrospectionUnavailable { reason })),
+        };
+        introspection::check_answer(&answer, &provider.policy, settings.mode, now)?;
+        Ok(match jwt {
+            Some(token) => Authenticated::Jwt(token),
+            None => Authenticated::Introspected(answer),
+        })
+    }
+
+    /// Returns the nonces a provider accepts now: none when its nonces are off.
+    fn accepted_nonces(&mut self, index: usize) -> Result<Vec<String>, VerifyError> {
+        match self.nonce_issuer(index)? {
+            Some(issuer) => Ok(issuer.accepted(self.now).into()),
+            None => Ok(Vec::new()),
         }
     }
 
-    fn apply_outputs(&self, verified: &[usize], allowed: &mut Allowed) {
+    fn nonce_issuer(&mut self, index: usize) -> Result<Option<crate::dpop::nonce::NonceIssuer>, VerifyError> {
+        let Some(settings) = self.gate.providers.get(index).and_then(|provider| provider.dpop.as_ref()) else { return Ok(None) };
+        let Some(lifetime) = settings.nonce_lifetime_seconds else { return Ok(None) };
+        let secret = match &settings.nonce_secret {
+            Some(secret) => secret.clone(),
+            None => self.keys.nonce_secret().ok_or_else(|| VerifyError::DpopProof { reason: String::from("no DPoP nonce secret is available") })?,
+        };
+        Ok(Some(crate::dpop::nonce::NonceIssuer::new(&secret, lifetime)))
+    }
+
+    /// Records the DPoP proofs of `verified` providers in the replay cache. Returns the
+    /// providers whose proof was replayed or could not be recorded, with the error.
+    fn record_proofs(&mut self, verified: &[usize]) -> Vec<(usize, VerifyError)> {
+        let mut failures = Vec::new();
+        for &index in verified {
+            let (Some(provider), Some(Some(Outcome::Verified(presented)))) = (self.gate.providers.get(index), self.outcomes.get(index)) else {
+                continue;
+            };
+            let (Some(proof), Some(settings)) = (&presented.proof, &provider.dpop) else { continue };
+            let error = match self.keys.record_proof(index, proof, settings.policy.max_age_seconds, self.now) {
+                ReplayCheck::Fresh => continue,
+                ReplayCheck::Replayed => VerifyError::DpopProof { reason: String::from("the proof was used before (its `jti` was seen)") },
+                ReplayCheck::Unavailable(reason) => VerifyError::DpopProof { reason },
+            };
+            failures.push((index, error));
+        }
+        failures
+    }
+
+    /// Returns how the reported provider's token was presented, and a nonce to send when
+    /// the provider issues nonces.
+    fn denial_context(&mut self, provider: Option<usize>) -> DenialContext {
+        let Some(index) = provider else { return DenialContext::default() };
+        let nonce = self.nonce_issuer(index).ok().flatten().map(|issuer| issuer.current(self.now));
+        DenialContext { dpop_presented: self.dpop_presented.get(index).copied().unwrap_or(false), nonce }
+    }
+
+    fn apply_outputs(&mut self, verified: &[usize], allowed: &mut Allowed) {
         let mut path = String::from(self.request.path);
         let mut cookie_header: Option<String> = None;
         for &index in verified {
-            let (Some(provider), Some(Some(Outcome::Verified(token, found)))) =
+            let presented_with_proof = matches!(self.outcomes.get(index), Some(Some(Outcome::Verified(Presented { proof: Some(_), .. }))));
+            if presented_with_proof {
+                // A fresh nonce with every response keeps clients from needing a retry when
+                // the one they hold ages out.
+                if let Some(nonce) = self.nonce_issuer(index).ok().flatten().map(|issuer| issuer.current(self.now)) {
+                    if !allowed.response_headers.iter().any(|(name, _)| name == "dpop-nonce") {
+                        allowed.response_headers.push((String::from("dpop-nonce"), nonce));
+                    }
+                }
+            }
+            let (Some(provider), Some(Some(Outcome::Verified(Presented { token, found, proof })))) =
                 (self.gate.providers.get(index), self.outcomes.get(index))
             else {
                 continue;
@@ -414,6 +626,9 @@ impl<K: KeyProvider> Evaluator<'_, '_, K> {
             }
             if provider.forward {
                 continue;
+            }
+            if proof.is_some() && !allowed.remove_headers.iter().any(|name| name == "dpop") {
+                allowed.remove_headers.push(String::from("dpop"));
             }
             match found {
                 Found::Header(name) => {
@@ -490,14 +705,15 @@ fn header_value(value: &Value) -> Option<String> {
     Some(text.chars().map(|character| if character.is_control() { ' ' } else { character }).collect())
 }
 
-/// Finds the provider's token; more than one is an error.
-fn extract(provider: &Provider, request: &RequestParts<'_>) -> Result<Option<(String, Found)>, VerifyError> {
-    let mut found: Option<(String, Found)> = None;
-    let mut record = |token: &str, location: Found| -> Result<(), VerifyError> {
+/// Finds the provider's token and how it was presented; more than one token is an error.
+/// Providers with DPoP settings also read `Authorization: DPoP <token>`.
+fn extract(provider: &Provider, request: &RequestParts<'_>) -> Result<Option<(String, Found, Scheme)>, VerifyError> {
+    let mut found: Option<(String, Found, Scheme)> = None;
+    let mut record = |token: &str, location: Found, scheme: Scheme| -> Result<(), VerifyError> {
         if found.is_some() {
             return Err(VerifyError::MultipleTokens);
         }
-        found = Some((token.to_string(), location));
+        found = Some((token.to_string(), location, scheme));
         Ok(())
     };
     for source in &provider.sources.headers {
@@ -505,7 +721,16 @@ fn extract(provider: &Provider, request: &RequestParts<'_>) -> Result<Option<(St
         for (name, value) in request.headers.iter().filter(|(name, _)| *name == source.name) {
             match bearer::parse_with_prefix(value, prefix) {
                 Credential::Absent => {}
-                Credential::Token(token) => record(token, Found::Header(name.clone()))?,
+                Credential::Token(token) => record(token, Found::Header(name.clone()), Scheme::Bearer)?,
+                Credential::Malformed => return Err(VerifyError::MalformedCredential { location: name.clone() }),
+            }
+        }
+    }
+    if provider.dpop.is_some() {
+        for (name, value) in request.headers.iter().filter(|(name, _)| name == "authorization") {
+            match bearer::parse_authorization(value, "DPoP") {
+                Credential::Absent => {}
+                Credential::Token(token) => record(token, Found::Header(name.clone()), Scheme::Dpop)?,
                 Credential::Malformed => return Err(VerifyError::MalformedCredential { location: name.clone() }),
             }
         }
@@ -518,7 +743,7 @@ fn extract(provider: &Provider, request: &RequestParts<'_>) -> Result<Option<(St
                     let token = percent_decode(value)
                         .filter(|token| bearer::is_b64token(token))
                         .ok_or_else(|| VerifyError::MalformedCredential { location: name.to_string() })?;
-                    record(&token, Found::Param(name.to_string()))?;
+                    record(&token, Found::Param(name.to_string()), Scheme::Bearer)?;
                 }
             }
         }
@@ -532,7 +757,7 @@ fn extract(provider: &Provider, request: &RequestParts<'_>) -> Result<Option<(St
                     if !bearer::is_b64token(token) {
                         return Err(VerifyError::MalformedCredential { location: name.to_string() });
                     }
-                    record(token, Found::Cookie(name.to_string()))?;
+                    record(token, Found::Cookie(name.to_string()), Scheme::Bearer)?;
                 }
             }
         }
@@ -619,7 +844,7 @@ mod tests {
         version: u64,
     }
 
-    impl KeyProvider for TestKeys {
+    impl GateState for TestKeys {
         fn lookup(&mut self, _index: usize) -> KeyLookup<'_> {
             match &self.keys {
                 Some(keys) => KeyLookup::Ready { keys, version: self.version },

@@ -16,6 +16,10 @@
 //! with [`KeyCache::adopt`] and failures with [`KeyCache::adopt_failure`], so one fetch and
 //! one backoff schedule serve them all. [`discovery`] finds a key set's URL through OpenID
 //! Connect discovery.
+//!
+//! The rules are not specific to key sets: [`DocumentCache`] applies them to any fetched
+//! document, and revocation lists use it too. [`KeyCache`] is the cache of one provider's
+//! keys.
 
 pub mod discovery;
 
@@ -34,13 +38,23 @@ pub const MAX_BACKOFF_MS: u64 = 300_000;
 /// Least time before expiry at which a background refresh starts.
 pub const MIN_REFRESH_AHEAD_MS: u64 = 5_000;
 
+/// Returns the delay before the next attempt after `failures` consecutive failures: 1 s
+/// doubling to 5 min, plus up to 20 % of it from `jitter` in `0.0..=1.0`.
+pub fn backoff_delay_ms(failures: u32, jitter: f32) -> u64 {
+    let exponent = failures.saturating_sub(1).min(20);
+    let base = MIN_BACKOFF_MS.saturating_mul(1u64 << exponent).min(MAX_BACKOFF_MS);
+    let jitter = f64::from(jitter.clamp(0.0, 1.0)) * 0.2;
+    let extra = (base as f64 * jitter) as u64;
+    base.saturating_add(extra)
+}
+
 /// What the cache can serve now.
 #[derive(Clone, Debug)]
-pub enum Served {
-    /// A set within its cache duration.
-    Fresh(Arc<KeySet>),
-    /// A set past its cache duration, inside the stale-if-error window.
-    Stale(Arc<KeySet>),
+pub enum Served<T = KeySet> {
+    /// A document within its cache duration.
+    Fresh(Arc<T>),
+    /// A document past its cache duration, inside the stale-if-error window.
+    Stale(Arc<T>),
     /// Nothing yet, or nothing any more; `reason` says why, for logs and replies.
     Nothing {
         /// The last fetch error, if any.
@@ -49,10 +63,14 @@ pub enum Served {
 }
 
 /// The cache of one provider's keys.
+pub type KeyCache = DocumentCache<KeySet>;
+
+/// The cache of one fetched document (a key set, a revocation list) with the fetch,
+/// refresh, backoff and stale-if-error rules of this module.
 #[derive(Clone, Debug)]
-pub struct KeyCache {
+pub struct DocumentCache<T> {
     timing: RemoteTiming,
-    set: Option<Arc<KeySet>>,
+    set: Option<Arc<T>>,
     /// Identifier of the content of `set`, e.g. a digest of the JWKS document.
     version: u64,
     fetched_at_ms: u64,
@@ -64,7 +82,7 @@ pub struct KeyCache {
     refetch_requested: bool,
 }
 
-impl KeyCache {
+impl<T> DocumentCache<T> {
     /// Creates an empty cache.
     pub fn new(timing: RemoteTiming) -> Self {
         Self {
@@ -87,7 +105,7 @@ impl KeyCache {
     }
 
     /// Returns what can be served at `now_ms`.
-    pub fn served(&self, now_ms: u64) -> Served {
+    pub fn served(&self, now_ms: u64) -> Served<T> {
         match &self.set {
             Some(set) => {
                 let expires = self.expires_at_ms();
@@ -104,7 +122,7 @@ impl KeyCache {
     }
 
     /// The last fetched set, fresh or not.
-    pub fn current(&self) -> Option<&KeySet> {
+    pub fn current(&self) -> Option<&T> {
         self.set.as_deref()
     }
 
@@ -156,7 +174,7 @@ impl KeyCache {
     }
 
     /// Records a fetched set; `version` identifies its content (see [`KeyCache::version`]).
-    pub fn fetch_succeeded(&mut self, set: Arc<KeySet>, version: u64, now_ms: u64) {
+    pub fn fetch_succeeded(&mut self, set: Arc<T>, version: u64, now_ms: u64) {
         self.in_flight_since_ms = None;
         self.store(set, version, now_ms);
     }
@@ -167,7 +185,7 @@ impl KeyCache {
     /// A set fetched at the same millisecond as ours is adopted: the caller only offers
     /// sets published after the one it holds. A set fetched after the last refetch
     /// request for an unknown `kid` satisfies that request, so the request is dropped.
-    pub fn adopt(&mut self, set: Arc<KeySet>, version: u64, fetched_at_ms: u64) -> bool {
+    pub fn adopt(&mut self, set: Arc<T>, version: u64, fetched_at_ms: u64) -> bool {
         if self.set.is_some() && fetched_at_ms < self.fetched_at_ms {
             return false;
         }
@@ -178,7 +196,7 @@ impl KeyCache {
         true
     }
 
-    fn store(&mut self, set: Arc<KeySet>, version: u64, fetched_at_ms: u64) {
+    fn store(&mut self, set: Arc<T>, version: u64, fetched_at_ms: u64) {
         self.set = Some(set);
         self.version = version;
         self.fetched_at_ms = fetched_at_ms;
@@ -193,11 +211,7 @@ impl KeyCache {
         self.in_flight_since_ms = None;
         self.failures = self.failures.saturating_add(1);
         self.last_error = Some(reason);
-        let exponent = self.failures.saturating_sub(1).min(20);
-        let base = MIN_BACKOFF_MS.saturating_mul(1u64 << exponent).min(MAX_BACKOFF_MS);
-        let jitter = f64::from(jitter.clamp(0.0, 1.0)) * 0.2;
-        let extra = (base as f64 * jitter) as u64;
-        self.retry_at_ms = now_ms.saturating_add(base).saturating_add(extra);
+        self.retry_at_ms = now_ms.saturating_add(backoff_delay_ms(self.failures, jitter));
     }
 
     /// Adopts a failure another worker recorded at `failed_at_ms`, with its retry time and

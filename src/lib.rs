@@ -69,11 +69,13 @@ pub mod dpop;
 pub mod envoy;
 pub mod error;
 pub mod gate;
+pub mod introspection;
 pub mod json;
 pub mod jwks;
 pub mod keycache;
 pub mod pkce;
 pub mod policy;
+pub mod revocation;
 pub mod token;
 pub mod verify;
 #[cfg(feature = "web")]

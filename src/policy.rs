@@ -357,6 +357,88 @@ pub struct ClaimToHeader {
     pub claim_name: ClaimPath,
 }
 
+/// DPoP settings of a provider ([RFC 9449](https://www.rfc-editor.org/rfc/rfc9449)), read by
+/// the Envoy filter and the edge worker.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DpopConfig {
+    /// `allowed` (default): tokens may come as `Authorization: DPoP` with a proof, and
+    /// tokens not bound to a key also as bearer tokens. `required`: only as DPoP.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Allowed proof algorithms, asymmetric only; default `ES256`, `RS256`, `PS256`, `EdDSA`.
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// How far a proof's `iat` may lie from now, either way; default 300 s.
+    #[serde(default)]
+    pub max_age: Option<DurationMs>,
+    /// Server-issued nonces ([RFC 9449 §8](https://www.rfc-editor.org/rfc/rfc9449#section-8)).
+    #[serde(default)]
+    pub nonce: Option<DpopNonceConfig>,
+    /// The scheme and authority clients use to reach the API, e.g. `https://api.example.com`,
+    /// for the `htu` check when TLS ends before the gate. Default: the request's own.
+    #[serde(default)]
+    pub origin: Option<String>,
+}
+
+/// Server-issued DPoP nonces.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DpopNonceConfig {
+    /// Require a nonce in every proof; default false.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// How long one nonce is issued; it is accepted for up to twice this. Default 300 s.
+    #[serde(default)]
+    pub lifetime: Option<DurationMs>,
+    /// HMAC key of the nonces as unpadded base64url, at least 32 bytes. Default: random at
+    /// start, shared by the Envoy workers through shared data.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// Token introspection ([RFC 7662](https://www.rfc-editor.org/rfc/rfc7662)) of a provider.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// The introspection endpoint; Envoy needs `cluster`.
+    pub http_uri: HttpUri,
+    /// The resource server's client identifier at the authorization server.
+    pub client_id: String,
+    /// Its secret, sent with HTTP Basic authentication.
+    pub client_secret: String,
+    /// `only` (default): tokens are opaque and only introspected. `after_jwt`: tokens are
+    /// JWTs, verified locally first and then introspected.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Longest time an answer is reused; default 60 s. An answer is never reused past the
+    /// token's `exp`.
+    #[serde(default)]
+    pub cache_duration: Option<DurationMs>,
+    /// How long after `cache_duration` an answer keeps serving while the endpoint fails;
+    /// default 0.
+    #[serde(default)]
+    pub stale_if_error: Option<DurationMs>,
+}
+
+/// A list of revoked token identifiers fetched over HTTP.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationListConfig {
+    /// Where to fetch the list; Envoy needs `cluster`.
+    pub http_uri: HttpUri,
+    /// How long a fetched list is used before it is fetched again; default 60 s.
+    #[serde(default)]
+    pub cache_duration: Option<DurationMs>,
+    /// How long the last list keeps serving after `cache_duration` while fetches fail;
+    /// default 1 h.
+    #[serde(default)]
+    pub stale_if_error: Option<DurationMs>,
+    /// How long a request may wait for the first list; default the fetch timeout.
+    #[serde(default)]
+    pub pending_timeout: Option<DurationMs>,
+}
+
 /// One provider as written in configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -442,6 +524,15 @@ pub struct ProviderConfig {
     /// Claims copied to request headers.
     #[serde(default)]
     pub claim_to_headers: Option<Vec<ClaimToHeader>>,
+    /// DPoP-bound tokens (gates only).
+    #[serde(default)]
+    pub dpop: Option<DpopConfig>,
+    /// Token introspection (gates only).
+    #[serde(default)]
+    pub introspection: Option<IntrospectionConfig>,
+    /// A revocation list (gates only).
+    #[serde(default)]
+    pub revocation_list: Option<RevocationListConfig>,
 }
 
 /// An issuer pattern.
@@ -606,7 +697,16 @@ impl ProviderConfig {
         Ok(policy)
     }
 
+    /// Whether the provider only introspects tokens and verifies no JWT.
+    pub fn introspection_only(&self) -> bool {
+        self.introspection.as_ref().is_some_and(|introspection| introspection.mode.as_deref().is_none_or(|mode| mode == "only"))
+    }
+
     fn compile_algorithms(&self, prefix: &str) -> Result<Vec<Algorithm>, ConfigError> {
+        // An introspection-only provider verifies no signature, so it may list none.
+        if self.algorithms.is_empty() && self.introspection_only() {
+            return Ok(Vec::new());
+        }
         if self.algorithms.is_empty() {
             return Err(ConfigError::invalid(field(prefix, "algorithms"), "list at least one algorithm, e.g. [\"RS256\"]"));
         }

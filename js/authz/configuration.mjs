@@ -97,6 +97,7 @@ function resolveResource(resource, signingKeys) {
     audience = url,
     alg = 'RS256',
     accessTokenTTL = DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
+    accessTokenFormat = 'jwt',
   } = resource ?? {};
 
   checkHttpUrl(url, 'resource url');
@@ -108,13 +109,16 @@ function resolveResource(resource, signingKeys) {
       `invalid accessTokenTTL ${JSON.stringify(accessTokenTTL)} for resource ${url}: expected a positive integer of seconds`,
     );
   }
-  if (!signingKeys.some((key) => key.alg === alg)) {
+  if (accessTokenFormat !== 'jwt' && accessTokenFormat !== 'opaque') {
+    throw new TypeError(`invalid accessTokenFormat ${JSON.stringify(accessTokenFormat)} for resource ${url}: expected "jwt" or "opaque"`);
+  }
+  if (accessTokenFormat === 'jwt' && !signingKeys.some((key) => key.alg === alg)) {
     throw new TypeError(
       `resource ${url} signs with ${alg}, but no key in keys has "alg": "${alg}". Add such a key or pick another alg`,
     );
   }
 
-  return { url, scope, audience, alg, accessTokenTTL };
+  return { url, scope, audience, alg, accessTokenTTL, accessTokenFormat };
 }
 
 function defaultClients(redirectUris, apiClientSecret) {
@@ -284,6 +288,10 @@ export function buildProviderConfiguration(settings) {
           const server = resourceServers.get(resourceIndicator);
           if (server === undefined) {
             throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
+          }
+          // Opaque access tokens are the ones oidc-provider can introspect and revoke.
+          if (server.accessTokenFormat === 'opaque') {
+            return { scope: server.scope, audience: server.audience, accessTokenTTL: server.accessTokenTTL, accessTokenFormat: 'opaque' };
           }
           return {
             scope: server.scope,

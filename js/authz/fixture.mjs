@@ -4,6 +4,11 @@
  * line with the servers' addresses and the tokens. It keeps the servers running until
  * stdin closes or SIGTERM arrives, so a test can fetch the JWKS from them.
  *
+ * Besides the JWT access tokens it prints a DPoP-bound one (`tokens.dpop`, bound to the
+ * private ES256 key in `dpopJwk`, so a test can sign proofs with it) and an opaque one for
+ * the introspection endpoint (`tokens.opaque`), with `introspectionEndpoint`,
+ * `revocationEndpoint` and the credentials of the confidential client in `apiClient`.
+ *
  * Commands on stdin, one per line; the fixture prints one JSON line on stdout for each:
  * - `rotate`: restarts the first server on the same port and issuer with a new key
  *   generation published before the old one, so the new keys sign and the old ones still
@@ -11,14 +16,20 @@
  *   tokens signed by the new keys.
  * - `retire`: restarts the first server with only the newest generation. Prints
  *   `{"event":"retired","jwks":…}`.
- * Restarting drops the server's sessions and grants; tokens issued before stay valid for
- * as long as their keys are published.
+ * - `opaque`: logs in again and prints `{"event":"opaque","token":…}`, a new opaque access
+ *   token.
+ * - `revoke <token>`: revokes an access token at the revocation endpoint (RFC 7009) as the
+ *   client it was issued to. Prints `{"event":"revoked"}`.
+ * Restarting drops the server's sessions, grants and opaque tokens; JWTs issued before stay
+ * valid for as long as their keys are published.
  *
  * Usage: node js/authz/fixture.mjs
  */
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
+
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 
 import { generateSigningKeys, startAuthorizationServer } from './server.mjs';
 import { login } from './login.mjs';
@@ -26,6 +37,24 @@ import { login } from './login.mjs';
 export const API = 'https://api.portcullis.test';
 export const ES256_API = 'https://es.portcullis.test';
 export const OTHER_API = 'https://other.portcullis.test';
+export const OPAQUE_API = 'https://opaque.portcullis.test';
+
+/**
+ * Returns a fetch that adds a DPoP proof (RFC 9449 §4) signed with `privateKey` to POST
+ * requests to `tokenEndpoint`, so the server binds the access token to the key.
+ */
+function dpopFetch(privateKey, publicJwk, tokenEndpoint) {
+  return async (url, init = {}) => {
+    if (init.method !== 'POST' || String(url) !== tokenEndpoint) {
+      return fetch(url, init);
+    }
+    const proof = await new SignJWT({ htm: 'POST', htu: tokenEndpoint, jti: randomUUID() })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicJwk })
+      .setIssuedAt()
+      .sign(privateKey);
+    return fetch(url, { ...init, headers: { ...init.headers, dpop: proof } });
+  };
+}
 
 function pkcePair() {
   const codeVerifier = randomBytes(32).toString('base64url');
@@ -33,8 +62,9 @@ function pkcePair() {
   return { codeVerifier, codeChallenge };
 }
 
-async function tokenFor(server, resource, scope = 'openid api:read') {
+async function tokenFor(server, resource, scope = 'openid api:read', fetchOption = undefined) {
   const response = await login({
+    fetch: fetchOption,
     issuer: server.issuer,
     clientId: 'portcullis-demo',
     redirectUri: 'http://127.0.0.1/callback',
@@ -55,10 +85,13 @@ async function main() {
     { url: API, alg: 'RS256' },
     { url: ES256_API, alg: 'ES256' },
     { url: OTHER_API, alg: 'RS256' },
+    { url: OPAQUE_API, accessTokenFormat: 'opaque' },
   ];
   const quiet = { error: () => {} };
-  let primary = await startAuthorizationServer({ keys, resources, logger: quiet });
-  const second = await startAuthorizationServer({ keys, resources, logger: quiet });
+  // A fixed secret, so the credentials stay valid across restarts.
+  const apiClientSecret = randomBytes(32).toString('base64url');
+  let primary = await startAuthorizationServer({ keys, resources, apiClientSecret, logger: quiet });
+  const second = await startAuthorizationServer({ keys, resources, apiClientSecret, logger: quiet });
   const stop = async () => {
     await primary.close();
     await second.close();
@@ -84,7 +117,22 @@ async function main() {
     // Let fetch's connection pool see the closed keep-alive connections before the next
     // request, or it may send that request over a dead one.
     await new Promise((resolve) => { setTimeout(resolve, 100); });
-    primary = await startAuthorizationServer({ port, keys: publishedKeys, resources, logger: quiet });
+    primary = await startAuthorizationServer({ port, keys: publishedKeys, resources, apiClientSecret, logger: quiet });
+  };
+  const dpopKey = await generateKeyPair('ES256', { extractable: true });
+  const dpopJwk = await exportJWK(dpopKey.privateKey);
+  const { d: _private, ...dpopPublicJwk } = dpopJwk;
+  const dpopToken = () => tokenFor(primary, API, 'openid api:read', dpopFetch(dpopKey.privateKey, dpopPublicJwk, primary.tokenEndpoint));
+  const revoke = async (token) => {
+    const response = await fetch(primary.revocationEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token, token_type_hint: 'access_token', client_id: 'portcullis-demo' }),
+    });
+    if (response.status !== 200) {
+      throw new Error(`revocation returned status ${response.status}: ${await response.text()}`);
+    }
+    return { event: 'revoked' };
   };
   const commands = {
     async rotate() {
@@ -105,6 +153,10 @@ async function main() {
       await restartPrimary(keys);
       return { event: 'retired', jwks: await retried(fetchJwks) };
     },
+    async opaque() {
+      return { event: 'opaque', token: await tokenFor(primary, OPAQUE_API) };
+    },
+    revoke,
   };
 
   const output = {
@@ -114,12 +166,19 @@ async function main() {
     jwks: await fetchJwks(),
     secondIssuer: second.issuer,
     audience: API,
+    opaqueAudience: OPAQUE_API,
+    introspectionEndpoint: primary.introspectionEndpoint,
+    revocationEndpoint: primary.revocationEndpoint,
+    apiClient: primary.apiClient,
+    dpopJwk,
     tokens: {
       valid: await tokenFor(primary, API),
       validWrite: await tokenFor(primary, API, 'openid api:read api:write'),
       es256: await tokenFor(primary, ES256_API),
       wrongAudience: await tokenFor(primary, OTHER_API),
       wrongIssuer: await tokenFor(second, API),
+      dpop: await dpopToken(),
+      opaque: await tokenFor(primary, OPAQUE_API),
     },
   };
   process.stdout.write(`${JSON.stringify(output)}\n`);
@@ -128,12 +187,12 @@ async function main() {
   let queue = Promise.resolve();
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
-    const name = line.trim();
+    const [name, argument] = line.trim().split(/\s+/, 2);
     queue = queue.then(async () => {
       const command = commands[name];
       const answer = command === undefined
         ? { event: 'error', message: `unknown command ${JSON.stringify(name)}, expected one of: ${Object.keys(commands).join(', ')}` }
-        : await command().catch((error) => ({ event: 'error', message: String(error?.message ?? error) }));
+        : await command(argument).catch((error) => ({ event: 'error', message: String(error?.message ?? error) }));
       process.stdout.write(`${JSON.stringify(answer)}\n`);
     });
   });

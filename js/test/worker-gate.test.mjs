@@ -4,13 +4,14 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 
 const PKG_DIR = fileURLToPath(new URL('../../pkg/', import.meta.url));
 const JS_DIR = fileURLToPath(new URL('..', import.meta.url));
@@ -50,6 +51,21 @@ async function signingKey(kid) {
       .setExpirationTime(NOW / 1000 + 3600)
       .sign(privateKey);
   return { jwk, sign };
+}
+
+/** The key-set fetch `fetchesDue` lists for provider `idp`. */
+function jwksFetch(url, timeoutMs) {
+  return {
+    id: 'idp',
+    provider: 'idp',
+    kind: 'jwks',
+    url,
+    method: 'GET',
+    headers: [['accept', 'application/jwk-set+json, application/json']],
+    body: null,
+    timeoutMs,
+    maxBytes: 262_144,
+  };
 }
 
 function request(token, path = '/orders', extraHeaders = {}) {
@@ -136,6 +152,9 @@ function defineGateTests(gateModule, TokenError) {
         refetchCooldownMs: 30_000,
         staleIfErrorMs: 120_000,
         pendingTimeoutMs: 1000,
+        revocationListUrl: null,
+        introspectionUrl: null,
+        dpop: null,
       },
     ]);
   });
@@ -144,7 +163,7 @@ function defineGateTests(gateModule, TokenError) {
     const key = await signingKey('k1');
     const gate = new Gate(config(REMOTE));
     const due = gate.fetchesDue(NOW);
-    assert.deepEqual(due, [{ provider: 'idp', kind: 'jwks', url: JWKS_URL, timeoutMs: 1000, maxBytes: 262_144 }]);
+    assert.deepEqual(due, [jwksFetch(JWKS_URL, 1000)]);
     assert.deepEqual(gate.fetchesDue(NOW + 10), [], 'a second fetch started while one is in flight');
     assert.equal(gate.decide(request(await key.sign()), NOW + 10, false).action, 'pending');
 
@@ -247,10 +266,7 @@ function defineGateTests(gateModule, TokenError) {
     assert.equal(due.url, DISCOVERY_URL);
     assert.equal(due.maxBytes, 65_536);
     const next = gate.fetchSucceeded('idp', JSON.stringify({ issuer: ISSUER, jwks_uri: 'https://keys.example.com/certs' }), NOW + 10);
-    assert.deepEqual(next, {
-      outcome: 'next',
-      fetch: { provider: 'idp', kind: 'jwks', url: 'https://keys.example.com/certs', timeoutMs: 2000, maxBytes: 262_144 },
-    });
+    assert.deepEqual(next, { outcome: 'next', fetch: jwksFetch('https://keys.example.com/certs', 2000) });
     assert.deepEqual(gate.fetchesDue(NOW + 20), [], 'the key-set call belongs to the fetch in flight');
     assert.equal(gate.fetchSucceeded('idp', JSON.stringify({ keys: [key.jwk] }), NOW + 30).outcome, 'stored');
     assert.equal(gate.decide(request(await key.sign()), NOW + 40, false).action, 'allow');
@@ -355,6 +371,187 @@ function defineGateTests(gateModule, TokenError) {
     assert.deepEqual(off.takeCacheStats(), { hits: 0, misses: 0, entries: 0 });
   });
 
+  /** A DPoP key pair with its public JWK and RFC 7638 thumbprint. */
+  async function dpopKey() {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const jwk = await exportJWK(publicKey);
+    return { privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) };
+  }
+
+  /** Signs a proof for `method url` with `key`; `claims` replace or add members. */
+  async function dpopProof(key, token, { method = 'GET', url = 'https://api.example.com/orders', iat = NOW / 1000, ...claims } = {}) {
+    const ath = createHash('sha256').update(token).digest('base64url');
+    return new SignJWT({ jti: randomUUID(), htm: method, htu: url, iat, ath, ...claims })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: key.jwk })
+      .sign(key.privateKey);
+  }
+
+  function dpopRequest(token, proof) {
+    const headers = new Headers({ authorization: `DPoP ${token}` });
+    if (proof !== undefined) {
+      headers.set('dpop', proof);
+    }
+    return { method: 'GET', url: 'https://api.example.com/orders', headers };
+  }
+
+  async function dpopGate(dpop) {
+    const signer = await signingKey('k1');
+    const gate = new Gate(config(REMOTE, { dpop }));
+    gate.adoptKeys('idp', JSON.stringify({ keys: [signer.jwk] }), NOW);
+    return { gate, signer };
+  }
+
+  test('gate DPoP: a bound token needs its own fresh proof', async () => {
+    const { gate, signer } = await dpopGate({});
+    const key = await dpopKey();
+    const token = await signer.sign({ cnf: { jkt: key.jkt } });
+    const proof = await dpopProof(key, token);
+    const allowed = gate.decide(dpopRequest(token, proof), NOW, false);
+    assert.equal(allowed.action, 'allow', allowed.message);
+    assert.deepEqual(allowed.removeHeaders, ['x-jwt-sub', 'dpop', 'authorization']);
+    assert.deepEqual(allowed.responseHeaders, []);
+    assert.deepEqual(gate.providers.map((provider) => provider.dpop), ['allowed']);
+
+    const cases = [
+      ['replayed proof', proof, /used before/],
+      ['no proof', undefined, /no `DPoP` header/],
+      ['another URL', await dpopProof(key, token, { url: 'https://api.example.com/admin' }), /`htu`/],
+      ['another method', await dpopProof(key, token, { method: 'DELETE' }), /`htm`/],
+      ['another key', await dpopProof(await dpopKey(), token), /not the key the access token is bound to/],
+      ['old iat', await dpopProof(key, token, { iat: NOW / 1000 - 301 }), /`iat`/],
+      ['ath of another token', await dpopProof(key, await signer.sign()), /`ath`/],
+    ];
+    for (const [name, caseProof, message] of cases) {
+      const denied = gate.decide(dpopRequest(token, caseProof), NOW, false);
+      assert.equal(denied.action, 'deny', name);
+      assert.equal(denied.code, 'dpop_proof_invalid', name);
+      assert.match(denied.message, message, name);
+      assert.match(denied.headers[0][1], /^DPoP realm="[^"]+", algs="ES256 RS256 PS256 EdDSA", error="invalid_dpop_proof"/, name);
+      assert.match(denied.headers[1][1], /^Bearer realm=/, name);
+    }
+
+    const asBearer = gate.decide(request(token), NOW, false);
+    assert.equal(asBearer.code, 'dpop_proof_invalid');
+    assert.match(asBearer.headers[0][1], /^Bearer realm="[^"]+", error="invalid_token"/);
+    assert.match(asBearer.headers[1][1], /^DPoP /);
+  });
+
+  test('gate DPoP: nonce required, issued, then accepted', async () => {
+    const { gate, signer } = await dpopGate({ mode: 'required', nonce: { enabled: true, lifetime: '60s' } });
+    const key = await dpopKey();
+    const token = await signer.sign({ cnf: { jkt: key.jkt } });
+    const first = gate.decide(dpopRequest(token, await dpopProof(key, token)), NOW, false);
+    assert.equal(first.code, 'dpop_nonce_required');
+    assert.equal(first.headers.length, 3, 'one DPoP challenge, a DPoP-Nonce and the content type');
+    assert.match(first.headers[0][1], /error="use_dpop_nonce"/);
+    const nonce = first.headers.find(([name]) => name === 'dpop-nonce')?.[1];
+    assert.ok(nonce, JSON.stringify(first.headers));
+    const allowed = gate.decide(dpopRequest(token, await dpopProof(key, token, { nonce })), NOW + 1000, false);
+    assert.equal(allowed.action, 'allow', allowed.message);
+    assert.deepEqual(allowed.responseHeaders, [['dpop-nonce', nonce]]);
+    const stale = gate.decide(dpopRequest(token, await dpopProof(key, token, { nonce, iat: NOW / 1000 + 130 })), NOW + 130_000, false);
+    assert.equal(stale.code, 'dpop_nonce_required');
+    const bearer = gate.decide(request(await signer.sign()), NOW, false);
+    assert.equal(bearer.code, 'dpop_proof_invalid');
+    assert.match(bearer.message, /requires DPoP/);
+  });
+
+  const INTROSPECTION_URL = 'https://idp.example.com/introspect';
+  const opaqueConfig = (extra = {}) => ({
+    providers: {
+      idp: {
+        issuer: ISSUER,
+        audiences: ['api'],
+        algorithms: [],
+        introspection: { http_uri: { uri: INTROSPECTION_URL, timeout: '1s' }, client_id: 'gate', client_secret: 's3cret', cache_duration: '30s' },
+        claim_to_headers: [{ header_name: 'x-jwt-sub', claim_name: 'sub' }],
+        ...extra,
+      },
+    },
+  });
+
+  test('gate introspection: one call, answer cached, inactive denied', () => {
+    const gate = new Gate(opaqueConfig());
+    assert.equal(gate.providers[0].keys, 'none');
+    assert.equal(gate.providers[0].introspectionUrl, INTROSPECTION_URL);
+    assert.deepEqual(gate.decide(request('opaque-1'), NOW, false), { action: 'pending', providers: ['idp'] });
+    const [due, ...rest] = gate.fetchesDue(NOW);
+    assert.deepEqual(rest, []);
+    assert.equal(due.kind, 'introspection');
+    assert.equal(due.method, 'POST');
+    assert.equal(due.url, INTROSPECTION_URL);
+    assert.equal(due.body, 'token=opaque-1&token_type_hint=access_token');
+    assert.deepEqual(due.headers.find(([name]) => name === 'authorization'), ['authorization', `Basic ${btoa('gate:s3cret')}`]);
+    assert.match(due.id, /^idp#introspection#[0-9a-f]{64}$/);
+    assert.deepEqual(gate.fetchesDue(NOW + 1), [], 'the call is in flight');
+    assert.equal(gate.decide(request('opaque-1'), NOW + 2, false).action, 'pending', 'a second request waits for the same call');
+
+    const answer = { active: true, sub: 'alice', aud: 'api', iss: ISSUER, exp: NOW / 1000 + 3600 };
+    assert.deepEqual(gate.fetchSucceeded(due.id, JSON.stringify(answer), NOW + 10), { outcome: 'stored', active: true });
+    const allowed = gate.decide(request('opaque-1'), NOW + 20, false);
+    assert.equal(allowed.action, 'allow');
+    assert.deepEqual(allowed.setHeaders, [['x-jwt-sub', 'alice']]);
+    assert.deepEqual(gate.fetchesDue(NOW + 20), [], 'the answer is cached');
+
+    // After the cache duration the endpoint is asked again, and a revoked token fails.
+    assert.equal(gate.decide(request('opaque-1'), NOW + 31_000, false).action, 'pending');
+    const [again] = gate.fetchesDue(NOW + 31_000);
+    assert.equal(again.id, due.id);
+    assert.deepEqual(gate.fetchSucceeded(again.id, '{"active":false}', NOW + 31_010), { outcome: 'stored', active: false });
+    const denied = gate.decide(request('opaque-1'), NOW + 31_020, false);
+    assert.equal(denied.status, 401);
+    assert.equal(denied.code, 'token_inactive');
+  });
+
+  test('gate introspection: failures fail closed and back off', () => {
+    const gate = new Gate(opaqueConfig());
+    gate.decide(request('opaque-2'), NOW, false);
+    const [due] = gate.fetchesDue(NOW);
+    assert.equal(gate.fetchFailed(due.id, 'the introspection endpoint responded with status 503', NOW + 5), true);
+    const denied = gate.decide(request('opaque-2'), NOW + 10, false);
+    assert.equal(denied.code, 'introspection_unavailable');
+    assert.match(denied.message, /status 503/);
+    assert.deepEqual(gate.fetchesDue(NOW + 10), [], 'no call during the backoff');
+    const final = gate.decide(request('opaque-3'), NOW + 2000, true);
+    assert.equal(final.code, 'introspection_unavailable');
+    const malformed = new Gate(opaqueConfig());
+    malformed.decide(request('opaque-4'), NOW, false);
+    const [call] = malformed.fetchesDue(NOW);
+    assert.equal(malformed.fetchSucceeded(call.id, '{"active":"yes"}', NOW).outcome, 'failed');
+    assert.throws(() => malformed.fetchSucceeded('idp#introspection#zz', '{}', NOW), RangeError);
+  });
+
+  test('gate revocation list: fetched, adopted and checked', async () => {
+    const key = await signingKey('k1');
+    const listUrl = 'https://idp.example.com/revoked.json';
+    const gate = new Gate(config(REMOTE, { revocation_list: { http_uri: { uri: listUrl, timeout: '1s' }, cache_duration: '60s' } }));
+    gate.adoptKeys('idp', JSON.stringify({ keys: [key.jwk] }), NOW);
+    assert.equal(gate.providers[0].revocationListUrl, listUrl);
+    const [due] = gate.fetchesDue(NOW);
+    assert.deepEqual(due, {
+      id: 'idp#revocation_list',
+      provider: 'idp',
+      kind: 'revocation_list',
+      url: listUrl,
+      method: 'GET',
+      headers: [['accept', 'application/json']],
+      body: null,
+      timeoutMs: 1000,
+      maxBytes: 1_048_576,
+    });
+    const revoked = await key.sign({ jti: 'gone' });
+    assert.equal(gate.decide(request(revoked), NOW + 1, false).action, 'pending');
+    assert.deepEqual(gate.fetchSucceeded(due.id, '{"revoked":["gone"]}', NOW + 2), { outcome: 'stored', entries: 1 });
+    const denied = gate.decide(request(revoked), NOW + 3, false);
+    assert.equal(denied.code, 'token_revoked');
+    assert.equal(gate.decide(request(await key.sign({ jti: 'kept' })), NOW + 3, false).action, 'allow');
+    assert.equal(gate.decide(request(await key.sign()), NOW + 3, false).code, 'claim_missing');
+    // A list another isolate fetched later replaces this one.
+    assert.equal(gate.adoptKeys(due.id, '{"revoked":["kept"]}', NOW + 4), true);
+    assert.equal(gate.decide(request(await key.sign({ jti: 'gone' })), NOW + 5, false).action, 'allow');
+    assert.throws(() => gate.adoptKeys(due.id, '{"revoked":"x"}', NOW + 6), (error) => error.code === 'jwks_invalid');
+  });
+
   test('wrangler.toml policy is a valid configuration', () => {
     const toml = readFileSync(join(JS_DIR, 'worker/wrangler.toml'), 'utf8');
     const match = /^PORTCULLIS_POLICY = '''\n([\s\S]*?)'''$/m.exec(toml);
@@ -366,7 +563,7 @@ function defineGateTests(gateModule, TokenError) {
   test('gate methods reject unknown and local providers', async () => {
     const local = { local_jwks: { inline: { keys: [(await signingKey('k1')).jwk] } } };
     const gate = new Gate({ providers: { idp: { issuer: ISSUER, algorithms: ['ES256'], ...local } } });
-    assert.deepEqual(gate.providers, [{ name: 'idp', keys: 'local' }]);
+    assert.deepEqual(gate.providers, [{ name: 'idp', keys: 'local', pendingTimeoutMs: 0, revocationListUrl: null, introspectionUrl: null, dpop: null }]);
     assert.deepEqual(gate.fetchesDue(NOW), []);
     assert.throws(() => gate.fetchFailed('idp', 'x', NOW), RangeError);
     assert.throws(() => gate.keyStatus('nope', NOW), RangeError);

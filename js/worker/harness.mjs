@@ -2,7 +2,8 @@
 // server the tests can take down, slow down, rotate and count, and an origin that echoes what
 // it received. Its scenario suite runs against the worker in workerd and in Node.js
 // (js/test/worker-workerd.test.mjs, js/test/worker-node.test.mjs). Everything listens on
-// 127.0.0.1.
+// 127.0.0.1. DPoP keys, proofs and revocation requests come from the npm package's client
+// entry point (`portcullis/client` in pkg/), as an application would make them.
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,10 +15,13 @@ import { after, before, test } from 'node:test';
 import { generateSigningKeys, startAuthorizationServer } from '../authz/server.mjs';
 import { login } from '../authz/login.mjs';
 
+const { createDpopKey, createDpopProof, revokeToken } = await import(new URL('../../pkg/dist/node/client.js', import.meta.url).href);
+
 export const API = 'https://api.portcullis.test';
 export const ES256_API = 'https://es.portcullis.test';
 export const OTHER_API = 'https://other.portcullis.test';
 export const SHORT_LIVED_API = 'https://short.portcullis.test';
+export const OPAQUE_API = 'https://opaque.portcullis.test';
 const SHORT_TTL_SECONDS = 2;
 
 /** Claim headers the policies write; a client's own copies must never reach the origin. */
@@ -125,9 +129,20 @@ function pkcePair() {
   return { codeVerifier, codeChallenge };
 }
 
-/** Logs in as alice through the authorization code flow and returns the access token. */
-async function tokenFor(server, resource, scope = 'openid api:read') {
+/**
+ * Logs in as alice through the authorization code flow and returns the access token. With
+ * `dpopKey`, the token request carries a DPoP proof, so the token is bound to that key.
+ */
+async function tokenFor(server, resource, scope = 'openid api:read', dpopKey = undefined) {
+  const dpopFetch = async (url, init = {}) => {
+    if (dpopKey === undefined || init.method !== 'POST' || String(url) !== server.tokenEndpoint) {
+      return fetch(url, init);
+    }
+    const proof = await createDpopProof({ key: dpopKey, method: 'POST', url: server.tokenEndpoint });
+    return fetch(url, { ...init, headers: { ...init.headers, dpop: proof } });
+  };
   const response = await login({
+    fetch: dpopFetch,
     issuer: server.issuer,
     discoveryUrl: server.discoveryUrl,
     clientId: 'portcullis-demo',
@@ -181,6 +196,7 @@ export async function startIdentity() {
     { url: ES256_API, alg: 'ES256' },
     { url: OTHER_API, alg: 'RS256' },
     { url: SHORT_LIVED_API, alg: 'ES256', accessTokenTTL: SHORT_TTL_SECONDS },
+    { url: OPAQUE_API, accessTokenFormat: 'opaque' },
   ];
   const quiet = { error: () => {} };
   const oldKeys = await generateSigningKeys({ suffix: 'old' });
@@ -200,9 +216,18 @@ export async function startIdentity() {
       rotated: await tokenFor(rotated, API),
     };
     tokens.unknownKid = withKid(tokens.rs256, 'rs-never-published');
+    const dpopKey = await createDpopKey();
+    tokens.dpop = await tokenFor(current, API, 'openid api:read', dpopKey);
     return {
       issuer: current.issuer,
       tokens,
+      dpopKey,
+      introspectionEndpoint: current.introspectionEndpoint,
+      apiClient: current.apiClient,
+      /** Logs in for a new opaque access token, which the introspection endpoint knows. */
+      opaqueToken: () => tokenFor(current, OPAQUE_API),
+      /** Revokes an access token as the client it was issued to (RFC 7009). */
+      revoke: (token) => revokeToken({ revocationEndpoint: current.revocationEndpoint, token, tokenTypeHint: 'access_token', clientId: 'portcullis-demo' }),
       jwks: publicJwks(oldKeys),
       rotatedJwks: publicJwks([...newKeys, ...oldKeys]),
       close: async () => {
@@ -282,6 +307,32 @@ export async function probe(baseUrl, path, token, extraHeaders = {}) {
     result.code = text.split(':')[0].trim();
   }
   return result;
+}
+
+/** Sends `method path` with `Authorization: DPoP <token>` and, when given, a `DPoP` proof. */
+export async function dpopProbe(baseUrl, path, token, proof, method = 'GET') {
+  const headers = { authorization: `DPoP ${token}` };
+  if (proof !== undefined) {
+    headers.dpop = proof;
+  }
+  const response = await fetch(`${baseUrl}${path}`, { method, headers });
+  const text = await response.text();
+  return {
+    status: response.status,
+    challenge: response.headers.get('www-authenticate'),
+    nonce: response.headers.get('dpop-nonce'),
+    text,
+    code: response.status === 200 ? undefined : text.split(':')[0].trim(),
+    origin: response.status === 200 ? JSON.parse(text) : undefined,
+  };
+}
+
+/** Asserts a 401 `dpop_proof_invalid` reply with a DPoP challenge whose message matches. */
+function assertProofRejected(result, message, name) {
+  assert.equal(result.status, 401, `${name}: ${result.text}`);
+  assert.equal(result.code, 'dpop_proof_invalid', `${name}: ${result.text}`);
+  assert.match(result.text, message, name);
+  assert.match(result.challenge, /^DPoP realm="[^"]*", algs="ES256 RS256 PS256 EdDSA", error="invalid_dpop_proof"/, `${name}: ${result.challenge}`);
 }
 
 /** Asserts an RFC 6750 rejection. */
@@ -521,6 +572,115 @@ export function defineWorkerTests(runtime, start) {
     await worker.restart();
     assertForwarded(await probe(worker.url, '/orders', identity.tokens.rs256));
     assert.equal(persisted.count('/jwks'), 1, 'the new isolate fetched keys instead of adopting the cached copy');
+  });
+
+  test(`${runtime}: DPoP-bound token works with its proof and no other`, async () => {
+    const policy = mainPolicy(identity.issuer, keyServer, identity.jwks);
+    policy.providers.idp.dpop = { mode: 'allowed' };
+    const worker = await startWorker(policy);
+    const { dpopKey, tokens } = identity;
+    const token = tokens.dpop;
+    const url = `${worker.url}/orders`;
+    const proof = await createDpopProof({ key: dpopKey, method: 'GET', url, accessToken: token });
+    const allowed = await dpopProbe(worker.url, '/orders', token, proof);
+    assert.equal(allowed.status, 200, allowed.text);
+    assert.equal(allowed.origin.headers['x-jwt-sub'], 'alice');
+    assert.equal(allowed.origin.headers.authorization, undefined, 'the credential reached the origin');
+    assert.equal(allowed.origin.headers.dpop, undefined, 'the proof reached the origin');
+
+    assertProofRejected(await dpopProbe(worker.url, '/orders', token, proof), /used before/, 'replayed proof');
+    const missing = await dpopProbe(worker.url, '/orders', token, undefined);
+    assertProofRejected(missing, /no `DPoP` header/, 'no proof');
+    assert.match(missing.challenge, /, Bearer realm=/, 'Bearer is offered as well');
+    const otherUrl = await createDpopProof({ key: dpopKey, method: 'GET', url: `${worker.url}/admin`, accessToken: token });
+    assertProofRejected(await dpopProbe(worker.url, '/orders', token, otherUrl), /`htu`/, 'proof for another URL');
+    assertProofRejected(await dpopProbe(worker.url, '/orders', token, await createDpopProof({ key: dpopKey, method: 'GET', url, accessToken: token }), 'DELETE'), /`htm`/, 'proof for another method');
+    const otherKey = await createDpopKey();
+    assertProofRejected(
+      await dpopProbe(worker.url, '/orders', token, await createDpopProof({ key: otherKey, method: 'GET', url, accessToken: token })),
+      /not the key the access token is bound to/,
+      'proof with another key',
+    );
+    const old = await createDpopProof({ key: dpopKey, method: 'GET', url, accessToken: token, now: Date.now() / 1000 - 600 });
+    assertProofRejected(await dpopProbe(worker.url, '/orders', token, old), /`iat`/, 'old proof');
+    const otherToken = await createDpopProof({ key: dpopKey, method: 'GET', url, accessToken: tokens.rs256 });
+    assertProofRejected(await dpopProbe(worker.url, '/orders', token, otherToken), /`ath`/, 'proof for another token');
+
+    const asBearer = await probe(worker.url, '/orders', token);
+    assert.equal(asBearer.status, 401);
+    assert.equal(asBearer.code, 'dpop_proof_invalid');
+    assert.match(asBearer.challenge, /^Bearer realm="[^"]*", error="invalid_token"/);
+    // Tokens that are not bound still work as bearer tokens.
+    assertForwarded(await probe(worker.url, '/orders', tokens.rs256));
+  });
+
+  test(`${runtime}: DPoP nonce is required, issued and accepted`, async () => {
+    const policy = mainPolicy(identity.issuer, keyServer, identity.jwks);
+    policy.providers.idp.dpop = { mode: 'required', nonce: { enabled: true } };
+    const worker = await startWorker(policy);
+    const { dpopKey } = identity;
+    const token = identity.tokens.dpop;
+    const url = `${worker.url}/orders`;
+    const first = await dpopProbe(worker.url, '/orders', token, await createDpopProof({ key: dpopKey, method: 'GET', url, accessToken: token }));
+    assert.equal(first.status, 401, first.text);
+    assert.equal(first.code, 'dpop_nonce_required');
+    assert.match(first.challenge, /^DPoP realm="[^"]*", algs="[^"]+", error="use_dpop_nonce"/);
+    assert.ok(first.nonce, 'the reply carries a DPoP-Nonce header');
+    const proof = await createDpopProof({ key: dpopKey, method: 'GET', url, accessToken: token, nonce: first.nonce });
+    const allowed = await dpopProbe(worker.url, '/orders', token, proof);
+    assert.equal(allowed.status, 200, allowed.text);
+    assert.equal(allowed.nonce, first.nonce, 'the response carries the current nonce');
+    const bearer = await probe(worker.url, '/orders', identity.tokens.rs256);
+    assert.equal(bearer.status, 401);
+    assert.match(bearer.text, /requires DPoP/);
+  });
+
+  test(`${runtime}: a revoked opaque token is rejected within one introspection cache duration`, async () => {
+    const policy = {
+      providers: {
+        idp: {
+          issuer: identity.issuer,
+          audiences: [OPAQUE_API],
+          algorithms: [],
+          scopes: { all_of: ['api:read'] },
+          introspection: {
+            http_uri: { uri: identity.introspectionEndpoint, timeout: '2s' },
+            client_id: identity.apiClient.clientId,
+            client_secret: identity.apiClient.clientSecret,
+            cache_duration: '2s',
+          },
+          claim_to_headers: [
+            { header_name: 'x-jwt-sub', claim_name: 'sub' },
+            { header_name: 'x-jwt-scope', claim_name: 'scope' },
+            { header_name: 'x-jwt-client', claim_name: 'client_id' },
+          ],
+        },
+      },
+    };
+    const worker = await startWorker(policy);
+    const token = await identity.opaqueToken();
+    assertForwarded(await probe(worker.url, '/orders', token));
+    await identity.revoke(token);
+    const revokedAt = Date.now();
+    // Within the cache duration the cached answer still serves.
+    assertForwarded(await probe(worker.url, '/orders', token));
+    await sleep(revokedAt + 2100 - Date.now());
+    assertRejected(await probe(worker.url, '/orders', token), 401, 'token_inactive', 'invalid_token');
+    assertRejected(await probe(worker.url, '/orders', 'never-issued'), 401, 'token_inactive', 'invalid_token');
+  });
+
+  test(`${runtime}: revocation list rejects a listed jti`, async () => {
+    const lists = await startKeyServer();
+    running.push(lists);
+    const [, payload] = identity.tokens.writer.split('.');
+    const { jti } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    const listUrl = lists.serve('/revoked.json', { revoked: [jti] });
+    const policy = mainPolicy(identity.issuer, keyServer, identity.jwks);
+    policy.providers.idp.revocation_list = { http_uri: { uri: listUrl, timeout: '1s' }, cache_duration: '60s' };
+    const worker = await startWorker(policy);
+    assertRejected(await probe(worker.url, '/orders', identity.tokens.writer), 401, 'token_revoked', 'invalid_token');
+    assertForwarded(await probe(worker.url, '/orders', identity.tokens.rs256));
+    assert.equal(lists.count('/revoked.json'), 1, 'one fetch serves both requests');
   });
 
   test(`${runtime}: an invalid policy fails closed`, async () => {

@@ -1,22 +1,27 @@
-// Key-set I/O of the edge worker. It sends the HTTP requests the gate lists as due, one at a
-// time per provider, with a timeout and a body-size limit. It copies fetched key sets to the
-// Cache API so that new isolates start with keys. The gate (`portcullis/gate`) decides when
-// to fetch and what to serve, so this module only moves bytes.
+// Remote I/O of the edge worker: key sets, revocation lists and introspection calls. It sends
+// the HTTP requests the gate lists as due, with a timeout and a body-size limit, and reports
+// each result to the gate. It copies fetched key sets and revocation lists to the Cache API so
+// that new isolates start with them. The gate (`portcullis/gate`) decides when to fetch and
+// what to serve, so this module only moves bytes.
 
-/** Name of the Cache API cache that contains fetched key sets. */
+/** Name of the Cache API cache that contains fetched key sets and revocation lists. */
 export const KEY_CACHE_NAME = 'portcullis:jwks';
 
-/** Response header of a cached key set: when it was fetched, in milliseconds since the epoch. */
+/** Response header of a cached document: when it was fetched, in milliseconds since the epoch. */
 const FETCHED_AT_HEADER = 'x-portcullis-fetched-at';
-
-const ACCEPT = {
-  jwks: 'application/jwk-set+json, application/json',
-  discovery: 'application/json',
-};
 
 const SERVER = {
   jwks: 'key server',
   discovery: 'discovery endpoint',
+  revocation_list: 'revocation list server',
+  introspection: 'introspection endpoint',
+};
+
+const WHAT = {
+  jwks: 'key set fetch',
+  discovery: 'key set fetch',
+  revocation_list: 'revocation list fetch',
+  introspection: 'introspection',
 };
 
 /** A fetch failure whose message is the reason reported to the gate. */
@@ -62,10 +67,12 @@ async function readLimited(response, maxBytes, server) {
 /**
  * Performs the fetches a gate lists as due and reports their results to it.
  *
- * Each provider has at most one fetch in flight, and every request that waits for that
- * provider's keys awaits the same promise. Fetched key sets are copied to the Cache API
- * (when the runtime has one) under the provider's configured URL, and a new isolate adopts
- * those copies before its first decision.
+ * Each fetch has an identifier (`due.id`); at most one fetch per identifier is in flight, and
+ * every request that waits for a provider awaits that provider's fetches in flight. Fetched
+ * key sets and revocation lists are copied to the Cache API (when the runtime has one) under
+ * their configured URLs, and a new isolate adopts those copies before its first decision.
+ * Introspection answers stay in the isolate: they answer for one token, and the request
+ * that carries them holds the token and the client secret.
  */
 export class KeyFetcher {
   #gate;
@@ -73,9 +80,9 @@ export class KeyFetcher {
   #caches;
   #now;
   #log;
-  /** @type {Map<string, object>} remote providers by name */
-  #providers;
-  /** @type {Map<string, Promise<void>>} the fetch in flight per provider */
+  /** @type {{ id: string, name: string, url: string, maxAgeMs: number }[]} documents to persist */
+  #documents;
+  /** @type {Map<string, { provider: string, run: Promise<void> }>} fetches in flight by id */
   #inFlight = new Map();
   #restored = null;
 
@@ -93,22 +100,42 @@ export class KeyFetcher {
     this.#caches = caches;
     this.#now = now;
     this.#log = log;
-    this.#providers = new Map(gate.providers.filter((provider) => provider.keys === 'remote').map((provider) => [provider.name, provider]));
+    this.#documents = [];
+    for (const provider of gate.providers) {
+      if (provider.keys === 'remote') {
+        this.#documents.push({
+          id: provider.name,
+          name: provider.name,
+          url: provider.url,
+          maxAgeMs: provider.cacheDurationMs + provider.staleIfErrorMs,
+        });
+      }
+      if (provider.revocationListUrl !== null) {
+        // A list past its stale-if-error window is refused by the gate anyway, so a day
+        // bounds its copy generously.
+        this.#documents.push({
+          id: `${provider.name}#revocation_list`,
+          name: provider.name,
+          url: provider.revocationListUrl,
+          maxAgeMs: 24 * 3_600_000,
+        });
+      }
+    }
   }
 
-  /** Adopts key sets that other isolates left in the Cache API; runs once per isolate. */
+  /** Adopts key sets and lists that other isolates left in the Cache API; runs once per isolate. */
   restore() {
-    this.#restored ??= Promise.all([...this.#providers.values()].map((provider) => this.#restoreOne(provider)));
+    this.#restored ??= Promise.all(this.#documents.map((document) => this.#restoreOne(document)));
     return this.#restored;
   }
 
-  async #restoreOne(provider) {
+  async #restoreOne(document) {
     const cache = await this.#openCache();
     if (cache === null) {
       return;
     }
     try {
-      const cached = await cache.match(provider.url);
+      const cached = await cache.match(document.url);
       if (cached === undefined) {
         return;
       }
@@ -118,11 +145,11 @@ export class KeyFetcher {
         return;
       }
       const body = new Uint8Array(await cached.arrayBuffer());
-      if (this.#gate.adoptKeys(provider.name, body, fetchedAt)) {
-        this.#log.debug(`portcullis: provider ${provider.name}: adopted keys fetched at ${new Date(fetchedAt).toISOString()} from the Cache API`);
+      if (this.#gate.adoptKeys(document.id, body, fetchedAt)) {
+        this.#log.debug(`portcullis: ${document.id}: adopted a copy fetched at ${new Date(fetchedAt).toISOString()} from the Cache API`);
       }
     } catch (error) {
-      this.#log.warn(`portcullis: provider ${provider.name}: could not read cached keys: ${error.message}`);
+      this.#log.warn(`portcullis: ${document.id}: could not read the cached copy: ${error.message}`);
     }
   }
 
@@ -146,9 +173,9 @@ export class KeyFetcher {
   startDue(waitUntil) {
     for (const due of this.#gate.fetchesDue(this.#now())) {
       const run = this.#run(due).finally(() => {
-        this.#inFlight.delete(due.provider);
+        this.#inFlight.delete(due.id);
       });
-      this.#inFlight.set(due.provider, run);
+      this.#inFlight.set(due.id, { provider: due.provider, run });
       waitUntil(run);
     }
   }
@@ -159,7 +186,8 @@ export class KeyFetcher {
    * gate may allow by then.
    */
   async waitFor(providers, timeoutMs, pollMs = 100) {
-    const running = providers.map((name) => this.#inFlight.get(name)).filter((run) => run !== undefined);
+    const wanted = new Set(providers);
+    const running = [...this.#inFlight.values()].filter((fetch) => wanted.has(fetch.provider)).map((fetch) => fetch.run);
     const limit = running.length === 0 ? Math.min(timeoutMs, pollMs) : timeoutMs;
     let timer;
     const elapsed = new Promise((resolve) => {
@@ -178,29 +206,28 @@ export class KeyFetcher {
     for (;;) {
       let body;
       try {
-        body = await this.#get(current);
+        body = await this.#send(current);
       } catch (error) {
         const reason = error instanceof FetchError ? error.message : `the ${SERVER[current.kind]} could not be reached: ${error.message}`;
-        this.#gate.fetchFailed(current.provider, reason, this.#now());
-        this.#log.warn(`portcullis: provider ${current.provider}: key set fetch failed: ${reason}`);
+        this.#gate.fetchFailed(current.id, reason, this.#now());
+        this.#log.warn(`portcullis: provider ${current.provider}: ${WHAT[current.kind]} failed: ${reason}`);
         return;
       }
       const fetchedAt = this.#now();
-      const result = this.#gate.fetchSucceeded(current.provider, body, fetchedAt);
+      const result = this.#gate.fetchSucceeded(current.id, body, fetchedAt);
       switch (result.outcome) {
         case 'next':
           this.#log.debug(`portcullis: provider ${current.provider}: discovery found the key set at ${result.fetch.url}`);
           current = result.fetch;
           continue;
         case 'stored':
-          this.#log.info(`portcullis: provider ${current.provider}: fetched ${result.keys} keys`);
-          for (const reason of result.skipped) {
-            this.#log.warn(`portcullis: provider ${current.provider}: ${reason}`);
+          this.#reportStored(current, result);
+          if (current.kind !== 'introspection') {
+            await this.#persist(current.id, body, fetchedAt);
           }
-          await this.#persist(current.provider, body, fetchedAt);
           return;
         case 'failed':
-          this.#log.warn(`portcullis: provider ${current.provider}: key set fetch failed: ${result.reason}`);
+          this.#log.warn(`portcullis: provider ${current.provider}: ${WHAT[current.kind]} failed: ${result.reason}`);
           return;
         default:
           return;
@@ -208,17 +235,34 @@ export class KeyFetcher {
     }
   }
 
-  /** GETs one URL within the fetch's timeout and size limit; only status 200 counts. */
-  async #get({ kind, url, timeoutMs, maxBytes }) {
+  #reportStored(due, result) {
+    const name = due.provider;
+    if (due.kind === 'introspection') {
+      this.#log.debug(`portcullis: provider ${name}: introspection answered ${result.active ? 'active' : 'not active'}`);
+    } else if (due.kind === 'revocation_list') {
+      this.#log.info(`portcullis: provider ${name}: fetched a revocation list of ${result.entries} entries`);
+    } else {
+      this.#log.info(`portcullis: provider ${name}: fetched ${result.keys} keys`);
+      for (const reason of result.skipped) {
+        this.#log.warn(`portcullis: provider ${name}: ${reason}`);
+      }
+    }
+  }
+
+  /** Sends one request within the fetch's timeout and size limit; only status 200 counts. */
+  async #send({ kind, url, method, headers, body, timeoutMs, maxBytes }) {
     const server = SERVER[kind];
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
+      const requestHeaders = new Headers(headers);
+      requestHeaders.set('user-agent', 'portcullis');
       const response = await this.#fetch(url, {
-        method: 'GET',
-        headers: { accept: ACCEPT[kind], 'user-agent': 'portcullis' },
+        method,
+        headers: requestHeaders,
+        body: body ?? undefined,
         // A redirect is reported as a failure, as in the Envoy filter, so the configured URL
-        // is the only place keys come from.
+        // is the only place keys, lists and answers come from.
         redirect: 'manual',
         signal: controller.signal,
       });
@@ -238,14 +282,14 @@ export class KeyFetcher {
     }
   }
 
-  /** Copies a fetched key set to the Cache API for other isolates, for as long as it may serve. */
-  async #persist(name, body, fetchedAt) {
-    const provider = this.#providers.get(name);
+  /** Copies a fetched document to the Cache API for other isolates, for as long as it may serve. */
+  async #persist(id, body, fetchedAt) {
+    const document = this.#documents.find((candidate) => candidate.id === id);
     const cache = await this.#openCache();
-    if (cache === null || provider === undefined) {
+    if (cache === null || document === undefined) {
       return;
     }
-    const maxAgeSeconds = Math.ceil((provider.cacheDurationMs + provider.staleIfErrorMs) / 1000);
+    const maxAgeSeconds = Math.ceil(document.maxAgeMs / 1000);
     const response = new Response(body, {
       headers: {
         'content-type': 'application/json',
@@ -254,9 +298,9 @@ export class KeyFetcher {
       },
     });
     try {
-      await cache.put(provider.url, response);
+      await cache.put(document.url, response);
     } catch (error) {
-      this.#log.warn(`portcullis: provider ${name}: could not store keys in the Cache API: ${error.message}`);
+      this.#log.warn(`portcullis: ${id}: could not store a copy in the Cache API: ${error.message}`);
     }
   }
 }

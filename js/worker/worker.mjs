@@ -12,8 +12,9 @@
 // is the zone's origin.
 //
 // Every decision is the gate's (`portcullis/gate`): rules, token location, verification,
-// claim headers, RFC 6750 replies, and when keys are fetched, refreshed or given up. This
-// module only moves requests, responses and key sets.
+// DPoP proofs, introspection, revocation lists, claim headers, RFC 6750 replies, and when
+// keys and lists are fetched, refreshed or given up. This module only moves requests,
+// responses, key sets, lists and introspection calls.
 
 import { Gate } from 'portcullis/gate';
 
@@ -58,6 +59,21 @@ function originTarget(env, url) {
   target.protocol = origin.protocol;
   target.host = origin.host;
   return target.href;
+}
+
+/**
+ * Returns `response` with `headers` (`[name, value]` pairs, e.g. a fresh `DPoP-Nonce`) set.
+ * The origin's response headers may be immutable, so the response is copied when needed.
+ */
+function withHeaders(response, headers) {
+  if (headers.length === 0) {
+    return response;
+  }
+  const copy = new Response(response.body, response);
+  for (const [name, value] of headers) {
+    copy.headers.set(name, value);
+  }
+  return copy;
 }
 
 /** Builds a plain-text reply of the worker itself, for failures that are not RFC 6750 ones. */
@@ -107,9 +123,9 @@ export function createWorker(options = {}) {
       gate,
       log,
       keys: new KeyFetcher({ gate, fetch: fetchImpl, caches: cacheStorage, now, log }),
-      pendingTimeoutMs: new Map(gate.providers.filter((provider) => provider.keys === 'remote').map((provider) => [provider.name, provider.pendingTimeoutMs])),
+      pendingTimeoutMs: new Map(gate.providers.map((provider) => [provider.name, provider.pendingTimeoutMs])),
     };
-    const remote = state.pendingTimeoutMs.size;
+    const remote = gate.providers.filter((provider) => provider.keys === 'remote').length;
     log.info(`portcullis: configured ${gate.providers.length} providers (${remote} with remote keys)`);
     return state;
   }
@@ -127,7 +143,8 @@ export function createWorker(options = {}) {
       if (remaining <= 0) {
         return gate.decide(parts, now(), true);
       }
-      // A refetch for an unknown `kid` becomes due during the decision itself.
+      // A refetch for an unknown `kid`, or an introspection call, becomes due during the
+      // decision itself.
       keys.startDue(waitUntil);
       await keys.waitFor(decision.providers, remaining);
       keys.startDue(waitUntil);
@@ -192,7 +209,8 @@ export function createWorker(options = {}) {
     }
     log.debug(`portcullis: allowed reason=${reason} providers=${decision.providers.join(',')} path=${path}`);
     try {
-      return await forward(env, request, decision);
+      const response = await forward(env, request, decision);
+      return withHeaders(response, decision.responseHeaders);
     } catch (error) {
       log.error(`portcullis: forwarding to the origin failed: ${error.message}`);
       return plainReply(502, 'portcullis_origin_unreachable');

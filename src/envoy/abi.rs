@@ -67,6 +67,8 @@ pub enum LogLevel {
 pub enum MapType {
     /// Request headers of the current stream.
     HttpRequestHeaders = 0,
+    /// Response headers of the current stream.
+    HttpResponseHeaders = 2,
     /// Headers of an HTTP call response.
     HttpCallResponseHeaders = 6,
 }
@@ -346,8 +348,8 @@ pub fn send_local_response(status: u16, details: &str, body: &[u8], headers: &[(
     })
 }
 
-/// Starts an HTTP call to a cluster; returns its token.
-pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout_ms: u32) -> Result<u32, HostError> {
+/// Starts an HTTP call to a cluster with an optional body; returns its token.
+pub fn http_call(cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u32) -> Result<u32, HostError> {
     let headers = encode_pairs(headers);
     let trailers = encode_pairs(&[]);
     let mut token = 0u32;
@@ -358,8 +360,8 @@ pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout_ms: u32) -> Re
             cluster.len(),
             headers.as_ptr(),
             headers.len(),
-            null(),
-            0,
+            if body.is_empty() { null() } else { body.as_ptr() },
+            body.len(),
             trailers.as_ptr(),
             trailers.len(),
             timeout_ms,

@@ -1,10 +1,14 @@
 //! Filter state: root contexts and HTTP streams, and the glue between host calls and the
 //! gate.
 //!
-//! A request whose keys are not in hand yet is paused. It is decided again when its
-//! worker's fetch returns, or when a tick finds keys or a failure another worker
-//! published. At the latest, when the provider's `pending_timeout` has passed, it gets a
-//! 401 `invalid_token` reply with code `jwks_unavailable` if the keys are still missing.
+//! A request whose keys, revocation list or introspection answer are not in hand yet is
+//! paused. It is decided again when its worker's call returns, or when a tick finds keys,
+//! a list or a failure another worker published. At the latest, when the provider's
+//! pending timeout has passed, it gets a 401 `invalid_token` reply with code
+//! `jwks_unavailable`, `revocation_list_unavailable` or `introspection_unavailable`.
+//!
+//! Headers the gate adds to responses (a fresh `DPoP-Nonce`) are kept with the stream and
+//! written in `proxy_on_response_headers`.
 
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
@@ -12,11 +16,21 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
+use zeroize::Zeroizing;
+
 use super::abi::{self, BufferType, LogLevel, MapType};
+use super::dpop::DpopState;
+use super::introspection::{CallResult, Introspector};
 use super::keys::{FetchResult, RemoteKeys};
 use super::metrics::{self, Counters};
+use super::revocation::RemoteList;
 use crate::config::{Gate, KeySource};
-use crate::gate::{Allowed, Decision, Denial, KeyLookup, KeyProvider, RequestParts, TokenCache};
+use crate::dpop::replay::ReplayCheck;
+use crate::dpop::VerifiedProof;
+use crate::gate::{
+    Allowed, Decision, Denial, GateState, IntrospectionLookup, KeyLookup, ListLookup, RequestParts, TokenCache,
+};
+use crate::introspection::TokenDigest;
 
 /// Tick period while requests wait or fetches run, in milliseconds.
 const BUSY_TICK_MS: u32 = 100;
@@ -47,11 +61,25 @@ pub struct Filter {
     streams: BTreeMap<u32, Stream>,
 }
 
+/// What a call in flight fetches.
+#[derive(Clone, Copy)]
+enum Callout {
+    /// Provider `index`'s keys (or its discovery document).
+    Keys(usize),
+    /// Provider `index`'s revocation list.
+    List(usize),
+    /// Provider `index`'s introspection of the token with this digest.
+    Introspection(usize, TokenDigest),
+}
+
 struct Root {
     gate: Option<Rc<Gate>>,
     remote: Vec<Option<RemoteKeys>>,
+    lists: Vec<Option<RemoteList>>,
+    introspectors: Vec<Option<Introspector>>,
+    dpop: DpopState,
     cache: TokenCache,
-    callouts: BTreeMap<u32, usize>,
+    callouts: BTreeMap<u32, Callout>,
     waiting: Vec<u32>,
     counters: Counters,
     vm_id: u32,
@@ -64,6 +92,8 @@ struct Stream {
     request: Option<StoredRequest>,
     waiting_since_ms: Option<u64>,
     decided: bool,
+    /// Headers to add to the response.
+    response_headers: Vec<(String, String)>,
 }
 
 struct StoredRequest {
@@ -74,16 +104,21 @@ struct StoredRequest {
     headers: Vec<(String, String)>,
 }
 
-/// Keys of one root at one instant, for the gate.
-struct Keys<'a> {
+/// The state of one root at one instant, for the gate.
+struct State<'a> {
     remote: &'a mut [Option<RemoteKeys>],
+    lists: &'a mut [Option<RemoteList>],
+    introspectors: &'a mut [Option<Introspector>],
+    dpop: &'a mut DpopState,
+    /// Introspection calls started during the decision: call token, provider, digest.
+    started: Vec<(u32, usize, TokenDigest)>,
     now_ms: u64,
-    /// Set when a lookup adopted keys another worker published, so a pending decision can
-    /// be retried at once.
+    /// Set when a lookup adopted keys or a list another worker published, so a pending
+    /// decision can be retried at once.
     adopted: bool,
 }
 
-impl KeyProvider for Keys<'_> {
+impl GateState for State<'_> {
     fn lookup(&mut self, index: usize) -> KeyLookup<'_> {
         let now_ms = self.now_ms;
         match self.remote.get_mut(index).and_then(Option::as_mut) {
@@ -106,6 +141,38 @@ impl KeyProvider for Keys<'_> {
             return true;
         }
         keys.request_kid_refetch(now_ms)
+    }
+
+    fn revocation_list(&mut self, index: usize) -> ListLookup<'_> {
+        let now_ms = self.now_ms;
+        match self.lists.get_mut(index).and_then(Option::as_mut) {
+            Some(list) => {
+                if !matches!(list.lookup(now_ms), ListLookup::Ready(_)) {
+                    self.adopted |= list.sync_shared(now_ms);
+                }
+                list.lookup(now_ms)
+            }
+            None => ListLookup::Unavailable(String::from("no revocation list is configured")),
+        }
+    }
+
+    fn introspect(&mut self, index: usize, token: &str) -> IntrospectionLookup {
+        let now_ms = self.now_ms;
+        let Some(introspector) = self.introspectors.get_mut(index).and_then(Option::as_mut) else {
+            return IntrospectionLookup::Unavailable(String::from("no introspection endpoint is configured"));
+        };
+        let mut started = Vec::new();
+        let lookup = introspector.lookup(token, now_ms, &mut started);
+        self.started.extend(started.into_iter().map(|(call, digest)| (call, index, digest)));
+        lookup
+    }
+
+    fn record_proof(&mut self, _index: usize, proof: &VerifiedProof, max_age: u64, now: u64) -> ReplayCheck {
+        self.dpop.record(proof, max_age, now)
+    }
+
+    fn nonce_secret(&mut self) -> Option<Zeroizing<Vec<u8>>> {
+        self.dpop.nonce_secret()
     }
 }
 
@@ -133,7 +200,7 @@ fn remote_keys(gate: &Gate, vm_id: u32) -> Result<Vec<Option<RemoteKeys>>, Strin
     let mut remote = Vec::new();
     for provider in &gate.providers {
         match &provider.keys {
-            KeySource::Local(_) => remote.push(None),
+            KeySource::Local(_) | KeySource::IntrospectionOnly => remote.push(None),
             KeySource::Remote(config) => {
                 let keys = RemoteKeys::new(provider, config, vm_id).map_err(|message| {
                     alloc::format!("portcullis: configuration field `providers.{}` is invalid: {message}", provider.name)
@@ -143,6 +210,29 @@ fn remote_keys(gate: &Gate, vm_id: u32) -> Result<Vec<Option<RemoteKeys>>, Strin
         }
     }
     Ok(remote)
+}
+
+/// Creates the revocation-list and introspection state of every provider.
+///
+/// # Errors
+///
+/// A log line naming the provider whose list or endpoint Envoy cannot call.
+#[allow(clippy::type_complexity)]
+fn lists_and_introspectors(gate: &Gate, vm_id: u32) -> Result<(Vec<Option<RemoteList>>, Vec<Option<Introspector>>), String> {
+    let invalid = |name: &str, message: String| alloc::format!("portcullis: configuration field `providers.{name}` is invalid: {message}");
+    let mut lists = Vec::new();
+    let mut introspectors = Vec::new();
+    for (index, provider) in gate.providers.iter().enumerate() {
+        lists.push(match &provider.revocation_list {
+            Some(settings) => Some(RemoteList::new(provider, settings, vm_id).map_err(|message| invalid(&provider.name, message))?),
+            None => None,
+        });
+        introspectors.push(match &provider.introspection {
+            Some(settings) => Some(Introspector::new(provider, index, settings).map_err(|message| invalid(&provider.name, message))?),
+            None => None,
+        });
+    }
+    Ok((lists, introspectors))
 }
 
 fn random_u32() -> u32 {
@@ -161,6 +251,9 @@ impl Filter {
                 Root {
                     gate: None,
                     remote: Vec::new(),
+                    lists: Vec::new(),
+                    introspectors: Vec::new(),
+                    dpop: DpopState::default(),
                     cache: TokenCache::disabled(),
                     callouts: BTreeMap::new(),
                     waiting: Vec::new(),
@@ -171,7 +264,10 @@ impl Filter {
                 },
             );
         } else {
-            self.streams.insert(context_id, Stream { root_id: parent_id, request: None, waiting_since_ms: None, decided: false });
+            self.streams.insert(
+                context_id,
+                Stream { root_id: parent_id, request: None, waiting_since_ms: None, decided: false, response_headers: Vec::new() },
+            );
         }
     }
 
@@ -199,6 +295,13 @@ impl Filter {
                 return false;
             }
         };
+        let (lists, introspectors) = match lists_and_introspectors(&gate, root.vm_id) {
+            Ok(state) => state,
+            Err(message) => {
+                log(LogLevel::Error, LogLevel::Trace, &message);
+                return false;
+            }
+        };
         root.cache = TokenCache::new(gate.cache_limits);
         log(
             LogLevel::Info,
@@ -207,10 +310,15 @@ impl Filter {
         );
         root.gate = Some(Rc::new(gate));
         root.remote = remote;
+        root.lists = lists;
+        root.introspectors = introspectors;
         root.callouts.clear();
         let now = now_ms();
         for keys in root.remote.iter_mut().flatten() {
             keys.sync_shared(now);
+        }
+        for list in root.lists.iter_mut().flatten() {
+            list.sync_shared(now);
         }
         root.start_fetches(now);
         root.set_tick(IDLE_TICK_MS);
@@ -225,8 +333,14 @@ impl Filter {
         for keys in root.remote.iter_mut().flatten() {
             changed |= keys.sync_shared(now);
         }
+        for list in root.lists.iter_mut().flatten() {
+            changed |= list.sync_shared(now);
+        }
         root.start_fetches(now);
         root.cache.purge_expired(i64::try_from(now / 1000).unwrap_or(i64::MAX));
+        for introspector in root.introspectors.iter_mut().flatten() {
+            introspector.purge(now);
+        }
         let limit = root.pending_timeout_ms();
         let mut resumed = Vec::new();
         for stream_id in root.waiting.clone() {
@@ -281,34 +395,28 @@ impl Filter {
     pub fn http_call_response(&mut self, context_id: u32, token: u32, header_count: usize, body_size: usize) {
         let now = now_ms();
         let Some(root) = self.roots.get_mut(&context_id) else { return };
-        let Some(index) = root.callouts.remove(&token) else { return };
-        let Some(Some(keys)) = root.remote.get_mut(index) else { return };
-        if !keys.owns_call(token) {
-            // A response to a call this VM already gave up on (a newer fetch replaced it).
+        let Some(callout) = root.callouts.remove(&token) else { return };
+        let handled = match callout {
+            Callout::Keys(index) => root.finish_key_fetch(index, token, header_count, body_size, now),
+            Callout::List(index) => root.finish_list_fetch(index, token, header_count, body_size, now),
+            Callout::Introspection(index, digest) => root.finish_introspection(index, &digest, token, header_count, body_size, now),
+        };
+        if !handled {
             return;
-        }
-        let name = keys.name.clone();
-        match keys.finish_fetch(header_count, body_size, now) {
-            FetchResult::Stored { keys: count, skipped } => {
-                root.counters.increment(&metrics::provider(&name, "jwks_fetch_success"));
-                log(LogLevel::Info, root.log_level, &alloc::format!("portcullis: provider {name}: fetched {count} keys"));
-                for reason in skipped {
-                    log(LogLevel::Warn, root.log_level, &alloc::format!("portcullis: provider {name}: {reason}"));
-                }
-            }
-            FetchResult::Continued(next) => {
-                root.callouts.insert(next, index);
-                log(LogLevel::Debug, root.log_level, &alloc::format!("portcullis: provider {name}: discovery found the key set URL"));
-                return;
-            }
-            FetchResult::Failed(reason) => {
-                root.counters.increment(&metrics::provider(&name, "jwks_fetch_failed"));
-                log(LogLevel::Warn, root.log_level, &alloc::format!("portcullis: provider {name}: key set fetch failed: {reason}"));
-            }
         }
         for stream_id in root.waiting.clone() {
             self.resume(context_id, stream_id, false);
         }
+    }
+
+    /// Adds the headers the gate asked for to the response of a stream.
+    pub fn response_headers(&mut self, context_id: u32) -> u32 {
+        if let Some(stream) = self.streams.get_mut(&context_id) {
+            for (name, value) in core::mem::take(&mut stream.response_headers) {
+                let _ = abi::replace_header(MapType::HttpResponseHeaders, &name, &value);
+            }
+        }
+        0
     }
 
     pub fn done(&mut self, context_id: u32) {
@@ -361,6 +469,7 @@ impl Filter {
         match decision {
             Some(Decision::Allow(allowed)) => {
                 stream.decided = true;
+                stream.response_headers.clone_from(&allowed.response_headers);
                 root.allow(&gate, &allowed, stream_id, &path, now);
                 Verdict::Continue
             }
@@ -405,9 +514,21 @@ impl Root {
         };
         let mut decision = None;
         for _ in 0..2 {
-            let mut keys = Keys { remote: &mut self.remote, now_ms: now, adopted: false };
-            let current = gate.decide_with_cache(parts, &mut keys, &mut self.cache, now / 1000, final_attempt);
-            let retry = matches!(current, Decision::Pending { .. }) && keys.adopted;
+            let mut state = State {
+                remote: &mut self.remote,
+                lists: &mut self.lists,
+                introspectors: &mut self.introspectors,
+                dpop: &mut self.dpop,
+                started: Vec::new(),
+                now_ms: now,
+                adopted: false,
+            };
+            let current = gate.decide_with_cache(parts, &mut state, &mut self.cache, now / 1000, final_attempt);
+            let retry = matches!(current, Decision::Pending { .. }) && state.adopted;
+            let started = core::mem::take(&mut state.started);
+            for (call, index, digest) in started {
+                self.callouts.insert(call, Callout::Introspection(index, digest));
+            }
             decision = Some(current);
             if !retry {
                 break;
@@ -485,11 +606,12 @@ impl Root {
             self.waiting.push(stream_id);
         }
         self.start_fetches(now);
-        for index in providers {
-            if let Some(Some(keys)) = self.remote.get(*index) {
-                log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: waiting for keys of provider {} path={path}", keys.name));
-            }
-        }
+        let names: Vec<&str> = self
+            .gate
+            .as_ref()
+            .map(|gate| providers.iter().filter_map(|index| gate.providers.get(*index)).map(|provider| provider.name.as_str()).collect())
+            .unwrap_or_default();
+        log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: waiting for providers {} path={path}", names.join(",")));
         self.set_tick(BUSY_TICK_MS);
     }
 
@@ -503,20 +625,105 @@ impl Root {
                 continue;
             }
             match keys.start_fetch(now) {
-                Ok(Some(token)) => started.push((token, index)),
+                Ok(Some(token)) => started.push((token, Callout::Keys(index))),
                 Ok(None) => {}
                 Err(reason) => {
                     log(LogLevel::Warn, level, &alloc::format!("portcullis: provider {}: key set fetch failed: {reason}", keys.name));
-                    failed.push(keys.name.clone());
+                    failed.push(metrics::provider(&keys.name, "jwks_fetch_failed"));
                 }
             }
         }
-        for (token, index) in started {
-            self.callouts.insert(token, index);
+        for (index, list) in self.lists.iter_mut().enumerate() {
+            let Some(list) = list else { continue };
+            if !list.wants_fetch(now) {
+                continue;
+            }
+            match list.start_fetch(now) {
+                Ok(Some(token)) => started.push((token, Callout::List(index))),
+                Ok(None) => {}
+                Err(reason) => {
+                    log(LogLevel::Warn, level, &alloc::format!("portcullis: provider {}: revocation list fetch failed: {reason}", list.name));
+                    failed.push(metrics::provider(&list.name, "revocation_list_fetch_failed"));
+                }
+            }
+        }
+        for (token, callout) in started {
+            self.callouts.insert(token, callout);
         }
         for name in failed {
-            self.counters.increment(&metrics::provider(&name, "jwks_fetch_failed"));
+            self.counters.increment(&name);
         }
+    }
+
+    /// Handles the answer to a key-set fetch. Returns whether waiting requests should be
+    /// decided again.
+    fn finish_key_fetch(&mut self, index: usize, token: u32, header_count: usize, body_size: usize, now: u64) -> bool {
+        let Some(Some(keys)) = self.remote.get_mut(index) else { return false };
+        if !keys.owns_call(token) {
+            // A response to a call this VM already gave up on (a newer fetch replaced it).
+            return false;
+        }
+        let name = keys.name.clone();
+        match keys.finish_fetch(header_count, body_size, now) {
+            FetchResult::Stored { keys: count, skipped } => {
+                self.counters.increment(&metrics::provider(&name, "jwks_fetch_success"));
+                log(LogLevel::Info, self.log_level, &alloc::format!("portcullis: provider {name}: fetched {count} keys"));
+                for reason in skipped {
+                    log(LogLevel::Warn, self.log_level, &alloc::format!("portcullis: provider {name}: {reason}"));
+                }
+            }
+            FetchResult::Continued(next) => {
+                self.callouts.insert(next, Callout::Keys(index));
+                log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: provider {name}: discovery found the key set URL"));
+                return false;
+            }
+            FetchResult::Failed(reason) => {
+                self.counters.increment(&metrics::provider(&name, "jwks_fetch_failed"));
+                log(LogLevel::Warn, self.log_level, &alloc::format!("portcullis: provider {name}: key set fetch failed: {reason}"));
+            }
+        }
+        true
+    }
+
+    /// Handles the answer to a revocation-list fetch.
+    fn finish_list_fetch(&mut self, index: usize, token: u32, header_count: usize, body_size: usize, now: u64) -> bool {
+        let Some(Some(list)) = self.lists.get_mut(index) else { return false };
+        if !list.owns_call(token) {
+            return false;
+        }
+        let name = list.name.clone();
+        match list.finish_fetch(header_count, body_size, now) {
+            Ok(entries) => {
+                self.counters.increment(&metrics::provider(&name, "revocation_list_fetch_success"));
+                log(LogLevel::Info, self.log_level, &alloc::format!("portcullis: provider {name}: fetched a revocation list of {entries} entries"));
+            }
+            Err(reason) => {
+                self.counters.increment(&metrics::provider(&name, "revocation_list_fetch_failed"));
+                log(LogLevel::Warn, self.log_level, &alloc::format!("portcullis: provider {name}: revocation list fetch failed: {reason}"));
+            }
+        }
+        true
+    }
+
+    /// Handles the answer to an introspection call.
+    fn finish_introspection(&mut self, index: usize, digest: &TokenDigest, token: u32, header_count: usize, body_size: usize, now: u64) -> bool {
+        let Some(Some(introspector)) = self.introspectors.get_mut(index) else { return false };
+        if !introspector.owns_call(token, digest) {
+            return false;
+        }
+        let name = introspector.name.clone();
+        match introspector.finish_call(digest, header_count, body_size, now) {
+            CallResult::Answered { active } => {
+                self.counters.increment(&metrics::provider(&name, "introspection_success"));
+                let verdict = if active { "active" } else { "not active" };
+                log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: provider {name}: introspection answered {verdict}"));
+            }
+            CallResult::Failed(reason) => {
+                self.counters.increment(&metrics::provider(&name, "introspection_failed"));
+                log(LogLevel::Warn, self.log_level, &alloc::format!("portcullis: provider {name}: introspection failed: {reason}"));
+            }
+        }
+        true
     }
 
     /// Counts requests verified with stale keys, and warns once per stale period.
@@ -539,7 +746,10 @@ impl Root {
     }
 
     fn pending_timeout_ms(&self) -> u64 {
-        self.remote.iter().flatten().map(|keys| keys.timing().pending_timeout_ms).max().unwrap_or(DEFAULT_PENDING_TIMEOUT_MS)
+        let keys = self.remote.iter().flatten().map(|keys| keys.timing().pending_timeout_ms);
+        let lists = self.lists.iter().flatten().map(|list| list.timing().pending_timeout_ms);
+        let introspection = self.introspectors.iter().flatten().map(Introspector::pending_timeout_ms);
+        keys.chain(lists).chain(introspection).max().unwrap_or(DEFAULT_PENDING_TIMEOUT_MS)
     }
 
     fn set_tick(&mut self, period: u32) {

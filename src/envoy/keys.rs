@@ -114,16 +114,16 @@ pub enum FetchResult {
     Failed(String),
 }
 
-fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+pub(super) fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at.checked_add(8)?)?.try_into().ok()?))
 }
 
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+pub(super) fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
 /// Returns the first eight bytes of a SHA-256 digest, as a number.
-fn digest_u64(bytes: &[u8]) -> u64 {
+pub(super) fn digest_u64(bytes: &[u8]) -> u64 {
     let digest = Sha256::digest(bytes);
     let mut first = [0u8; 8];
     first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
@@ -132,7 +132,7 @@ fn digest_u64(bytes: &[u8]) -> u64 {
 
 /// Returns a number in `0.0..=1.0` from the host's randomness (WASI `random_get`), or from the
 /// clock when that fails, to spread the retries of workers that failed together.
-fn jitter() -> f32 {
+pub(super) fn jitter() -> f32 {
     let mut bytes = [0u8; 4];
     let value = if getrandom::getrandom(&mut bytes).is_ok() {
         u32::from_le_bytes(bytes)
@@ -345,40 +345,11 @@ impl RemoteKeys {
     /// Takes the fetch lease in shared data. Returns false when another worker holds it.
     /// Hosts without shared data let every worker fetch.
     fn take_lease(&self, now_ms: u64) -> bool {
-        let key = self.key("lease");
-        let (value, cas) = match abi::shared_data(&key) {
-            Ok(Some(entry)) => entry,
-            Ok(None) => {
-                // Create the key first: CAS 0 writes unconditionally, so creation itself
-                // cannot be exclusive, but every later take compares versions.
-                if abi::set_shared_data(&key, &[0; 12], 0).is_err() {
-                    return true;
-                }
-                match abi::shared_data(&key) {
-                    Ok(Some(entry)) => entry,
-                    _ => return true,
-                }
-            }
-            Err(_) => return true,
-        };
-        let holder = read_u32(&value, 8);
-        if read_u64(&value, 0).is_some_and(|until| until > now_ms) && holder != Some(self.vm_id) {
-            return false;
-        }
-        let until = now_ms.saturating_add(self.lease_ms());
-        let mut lease = Vec::with_capacity(12);
-        lease.extend_from_slice(&until.to_le_bytes());
-        lease.extend_from_slice(&self.vm_id.to_le_bytes());
-        abi::set_shared_data(&key, &lease, cas).is_ok()
+        take_lease(&self.key("lease"), self.vm_id, now_ms, self.lease_ms())
     }
 
     fn release_lease(&self) {
-        let key = self.key("lease");
-        if let Ok(Some((value, cas))) = abi::shared_data(&key) {
-            if read_u32(&value, 8) == Some(self.vm_id) {
-                let _ = abi::set_shared_data(&key, &[0; 12], cas);
-            }
-        }
+        release_lease(&self.key("lease"), self.vm_id);
     }
 
     /// Returns the next call of a fetch: the key set when its URL is known, else the
@@ -434,7 +405,7 @@ impl RemoteKeys {
             ("user-agent", "portcullis"),
         ];
         let timeout = u32::try_from(self.timing().timeout_ms).unwrap_or(u32::MAX);
-        match abi::http_call(&target.cluster, &headers, timeout) {
+        match abi::http_call(&target.cluster, &headers, &[], timeout) {
             Ok(token) => {
                 self.in_flight = Some((token, step));
                 Ok(token)
@@ -553,9 +524,48 @@ impl RemoteKeys {
     }
 }
 
+/// Takes the fetch lease stored at `key` for `lease_ms` from `now_ms`, with
+/// compare-and-swap. Returns false when another VM holds it. Hosts without shared data let
+/// every VM fetch.
+pub(super) fn take_lease(key: &str, vm_id: u32, now_ms: u64, lease_ms: u64) -> bool {
+    let (value, cas) = match abi::shared_data(key) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            // Create the key first: CAS 0 writes unconditionally, so creation itself
+            // cannot be exclusive, but every later take compares versions.
+            if abi::set_shared_data(key, &[0; 12], 0).is_err() {
+                return true;
+            }
+            match abi::shared_data(key) {
+                Ok(Some(entry)) => entry,
+                _ => return true,
+            }
+        }
+        Err(_) => return true,
+    };
+    let holder = read_u32(&value, 8);
+    if read_u64(&value, 0).is_some_and(|until| until > now_ms) && holder != Some(vm_id) {
+        return false;
+    }
+    let until = now_ms.saturating_add(lease_ms);
+    let mut lease = Vec::with_capacity(12);
+    lease.extend_from_slice(&until.to_le_bytes());
+    lease.extend_from_slice(&vm_id.to_le_bytes());
+    abi::set_shared_data(key, &lease, cas).is_ok()
+}
+
+/// Frees the lease at `key` if `vm_id` holds it.
+pub(super) fn release_lease(key: &str, vm_id: u32) {
+    if let Ok(Some((value, cas))) = abi::shared_data(key) {
+        if read_u32(&value, 8) == Some(vm_id) {
+            let _ = abi::set_shared_data(key, &[0; 12], cas);
+        }
+    }
+}
+
 /// Reads the body, of at most `max_bytes`, of a 200 response. A larger body is rejected
 /// before any of it is copied into the VM.
-fn read_response(server: &str, header_count: usize, body_size: usize, max_bytes: usize) -> Result<Vec<u8>, String> {
+pub(super) fn read_response(server: &str, header_count: usize, body_size: usize, max_bytes: usize) -> Result<Vec<u8>, String> {
     if header_count == 0 {
         return Err(alloc::format!("the {server} could not be reached or reset the connection"));
     }

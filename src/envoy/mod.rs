@@ -11,9 +11,12 @@
 #![allow(unsafe_code)]
 
 pub mod abi;
+mod dpop;
 mod filter;
+mod introspection;
 mod keys;
 mod metrics;
+mod revocation;
 
 use alloc::vec::Vec;
 
@@ -87,10 +90,10 @@ pub extern "C" fn proxy_on_request_trailers(context_id: u32, _trailers: usize) -
     with_filter(|filter| filter.request_data(context_id)).unwrap_or(1)
 }
 
-/// Responses pass unchanged.
+/// Adds the headers the gate asked for (a fresh `DPoP-Nonce`) to the response.
 #[unsafe(no_mangle)]
-pub extern "C" fn proxy_on_response_headers(_context_id: u32, _headers: usize, _end_of_stream: u32) -> u32 {
-    0
+pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: usize, _end_of_stream: u32) -> u32 {
+    with_filter(|filter| filter.response_headers(context_id)).unwrap_or(0)
 }
 
 /// Responses pass unchanged.
@@ -105,7 +108,7 @@ pub extern "C" fn proxy_on_response_trailers(_context_id: u32, _trailers: usize)
     0
 }
 
-/// Receives the answer to a key-set fetch.
+/// Receives the answer to a key-set, revocation-list or introspection call.
 #[unsafe(no_mangle)]
 pub extern "C" fn proxy_on_http_call_response(context_id: u32, token: u32, headers: usize, body_size: usize, _trailers: usize) {
     with_filter(|filter| filter.http_call_response(context_id, token, headers, body_size));

@@ -1,16 +1,22 @@
 //! The request gate for edge workers (feature `web-gate`): the Envoy filter's gate, with
 //! the same configuration JSON, driven from JavaScript.
 //!
-//! JavaScript does the I/O and this class decides. A worker lists the key-set fetches that are
-//! due ([`WebGate::fetches_due`]), performs them and reports each result
-//! ([`WebGate::fetch_succeeded`], [`WebGate::fetch_failed`]). It may hand over key sets from
-//! a shared cache ([`WebGate::adopt_keys`]), and it requests a decision per request
-//! ([`WebGate::decide`]). Every rule is the core's: token location, verification, claim
+//! JavaScript does the I/O and this class decides. A worker lists the fetches that are due
+//! ([`WebGate::fetches_due`]): key sets, revocation lists and introspection calls. It
+//! performs them and reports each result ([`WebGate::fetch_succeeded`],
+//! [`WebGate::fetch_failed`]). It may hand over key sets and lists from a shared cache
+//! ([`WebGate::adopt_keys`]), and it requests a decision per request ([`WebGate::decide`]).
+//! Every rule is the core's: token location, verification, DPoP, introspection, claim
 //! headers, RFC 6750 replies ([`crate::gate`]), and fetch timing, rotation, stale-if-error
-//! and backoff ([`crate::keycache`]). Times are arguments, in milliseconds since the Unix
-//! epoch, so the class never reads a clock.
+//! and backoff ([`crate::keycache`], [`crate::introspection`]). Times are arguments, in
+//! milliseconds since the Unix epoch, so the class never reads a clock.
+//!
+//! DPoP proofs are remembered in a replay cache of this instance only, so in a Workers
+//! deployment a proof replayed to another isolate is not detected. The nonce secret is the
+//! configured one, or random per instance.
 
 mod keys;
+mod remote;
 mod request;
 
 use alloc::string::String;
@@ -19,31 +25,57 @@ use alloc::vec::Vec;
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
+use zeroize::Zeroizing;
 
 use self::keys::{FetchDue, FetchOutcome, RemoteKeys};
+use self::remote::{WebIntrospector, WebList, INTROSPECTION_INFIX, LIST_SUFFIX};
 use super::{convert, errors};
 use crate::config::{Gate, KeySource};
+use crate::dpop::nonce::MIN_SECRET_BYTES;
+use crate::dpop::replay::{self, ReplayCache, ReplayCheck};
+use crate::dpop::VerifiedProof;
 use crate::error::ErrorCode;
-use crate::gate::{Decision, KeyLookup, KeyProvider, TokenCache};
+use crate::gate::{Decision, GateState, IntrospectionLookup, KeyLookup, ListLookup, TokenCache};
+use crate::introspection::{IntrospectionCache, MAX_RESPONSE_BYTES};
 use crate::keycache::Served;
+use crate::revocation::MAX_LIST_BYTES;
 
-/// A configured gate with its key caches and verified-token cache, exported to
-/// JavaScript as `Gate`.
+#[wasm_bindgen]
+extern "C" {
+    /// `crypto.getRandomValues`, for the nonce secret.
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues, catch)]
+    fn get_random_values(buffer: &mut [u8]) -> Result<JsValue, JsValue>;
+}
+
+/// A configured gate with its key caches, revocation lists, introspection answers,
+/// DPoP replay cache and verified-token cache, exported to JavaScript as `Gate`.
 #[wasm_bindgen(js_name = Gate)]
 pub struct WebGate {
     gate: Gate,
-    /// One entry per provider, `None` for providers with local keys.
+    /// One entry per provider, `None` for providers without remote keys.
     remote: Vec<Option<RemoteKeys>>,
+    /// One entry per provider, `None` for providers without a revocation list.
+    lists: Vec<Option<WebList>>,
+    /// One entry per provider, `None` for providers that do not introspect.
+    introspectors: Vec<Option<WebIntrospector>>,
+    answers: IntrospectionCache,
+    replay: ReplayCache,
+    nonce_secret: Zeroizing<Vec<u8>>,
     cache: TokenCache,
 }
 
-/// The remote keys of all providers at one instant, for the core's gate.
-struct Keys<'a> {
+/// The state of all providers at one instant, for the core's gate.
+struct State<'a> {
     remote: &'a mut [Option<RemoteKeys>],
+    lists: &'a [Option<WebList>],
+    introspectors: &'a mut [Option<WebIntrospector>],
+    answers: &'a mut IntrospectionCache,
+    replay: &'a mut ReplayCache,
+    nonce_secret: &'a [u8],
     now_ms: u64,
 }
 
-impl KeyProvider for Keys<'_> {
+impl GateState for State<'_> {
     fn lookup(&mut self, index: usize) -> KeyLookup<'_> {
         match self.remote.get(index).and_then(Option::as_ref) {
             Some(keys) => keys.lookup(self.now_ms),
@@ -58,6 +90,34 @@ impl KeyProvider for Keys<'_> {
             .and_then(Option::as_mut)
             .is_some_and(|keys| keys.request_kid_refetch(now_ms))
     }
+
+    fn revocation_list(&mut self, index: usize) -> ListLookup<'_> {
+        match self.lists.get(index).and_then(Option::as_ref) {
+            Some(list) => list.lookup(self.now_ms),
+            None => ListLookup::Unavailable(String::from("no revocation list is configured")),
+        }
+    }
+
+    fn introspect(&mut self, index: usize, token: &str) -> IntrospectionLookup {
+        match self.introspectors.get_mut(index).and_then(Option::as_mut) {
+            Some(introspector) => introspector.lookup(self.answers, index, token, self.now_ms),
+            None => IntrospectionLookup::Unavailable(String::from("no introspection endpoint is configured")),
+        }
+    }
+
+    fn record_proof(&mut self, _index: usize, proof: &VerifiedProof, max_age: u64, now: u64) -> ReplayCheck {
+        self.replay.record(replay::proof_digest(proof), proof.iat, max_age, now)
+    }
+
+    fn nonce_secret(&mut self) -> Option<Zeroizing<Vec<u8>>> {
+        (!self.nonce_secret.is_empty()).then(|| Zeroizing::new(self.nonce_secret.to_vec()))
+    }
+}
+
+/// Jitter for retry backoff; it spreads the retries of isolates that failed together, so
+/// it needs no cryptographic quality.
+fn jitter() -> f32 {
+    js_sys::Math::random() as f32
 }
 
 /// Reads a time in milliseconds since the Unix epoch.
@@ -84,14 +144,67 @@ fn number(value: u64) -> JsValue {
     JsValue::from_f64(value as f64)
 }
 
+fn pairs(values: &[(&str, &str)]) -> JsValue {
+    values
+        .iter()
+        .map(|(name, value)| -> JsValue { Array::of2(&JsValue::from_str(name), &JsValue::from_str(value)).into() })
+        .collect::<Array>()
+        .into()
+}
+
+/// A fetch for JavaScript to perform.
+struct FetchObject<'a> {
+    id: &'a str,
+    provider: &'a str,
+    kind: &'a str,
+    url: &'a str,
+    method: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: Option<&'a str>,
+    timeout_ms: u64,
+    max_bytes: usize,
+}
+
+impl FetchObject<'_> {
+    fn to_js(&self) -> Result<JsValue, JsValue> {
+        convert::plain_object(&[
+            ("id", JsValue::from_str(self.id)),
+            ("provider", JsValue::from_str(self.provider)),
+            ("kind", JsValue::from_str(self.kind)),
+            ("url", JsValue::from_str(self.url)),
+            ("method", JsValue::from_str(self.method)),
+            ("headers", pairs(self.headers)),
+            ("body", self.body.map_or(JsValue::NULL, JsValue::from_str)),
+            ("timeoutMs", number(self.timeout_ms)),
+            ("maxBytes", number(self.max_bytes as u64)),
+        ])
+    }
+}
+
 fn fetch_object(name: &str, due: &FetchDue) -> Result<JsValue, JsValue> {
-    convert::plain_object(&[
-        ("provider", JsValue::from_str(name)),
-        ("kind", JsValue::from_str(due.step.as_str())),
-        ("url", JsValue::from_str(&due.url)),
-        ("timeoutMs", number(due.timeout_ms)),
-        ("maxBytes", number(due.step.max_bytes() as u64)),
-    ])
+    let accept = match due.step.as_str() {
+        "jwks" => "application/jwk-set+json, application/json",
+        _ => "application/json",
+    };
+    FetchObject {
+        id: name,
+        provider: name,
+        kind: due.step.as_str(),
+        url: &due.url,
+        method: "GET",
+        headers: &[("accept", accept)],
+        body: None,
+        timeout_ms: due.timeout_ms,
+        max_bytes: due.step.max_bytes(),
+    }
+    .to_js()
+}
+
+/// What a fetch identifier names.
+enum FetchId {
+    Keys(usize),
+    List(usize),
+    Introspection(usize, crate::introspection::TokenDigest),
 }
 
 #[wasm_bindgen(js_class = Gate)]
@@ -109,7 +222,7 @@ impl WebGate {
         let mut remote = Vec::new();
         for provider in &gate.providers {
             match &provider.keys {
-                KeySource::Local(_) => remote.push(None),
+                KeySource::Local(_) | KeySource::IntrospectionOnly => remote.push(None),
                 KeySource::Remote(config) => {
                     let keys = RemoteKeys::new(provider, config).map_err(|message| {
                         let message = alloc::format!("configuration field `providers.{}` is invalid: {message}", provider.name);
@@ -119,20 +232,48 @@ impl WebGate {
                 }
             }
         }
+        let lists = gate.providers.iter().map(|provider| provider.revocation_list.as_ref().map(WebList::new)).collect();
+        let introspectors = gate.providers.iter().map(|provider| provider.introspection.as_ref().map(WebIntrospector::new)).collect();
+        let mut nonce_secret = Zeroizing::new(alloc::vec![0u8; MIN_SECRET_BYTES]);
+        if get_random_values(&mut nonce_secret).is_err() {
+            // Without randomness no nonce can be issued; providers with nonces fail closed.
+            nonce_secret.clear();
+        }
         let cache = TokenCache::new(gate.cache_limits);
-        Ok(Self { gate, remote, cache })
+        Ok(Self {
+            gate,
+            remote,
+            lists,
+            introspectors,
+            answers: IntrospectionCache::default(),
+            replay: ReplayCache::default(),
+            nonce_secret,
+            cache,
+        })
     }
 
     /// `gate.providers`: one entry per provider, in name order, with where its keys come
-    /// from and its timing settings in milliseconds.
+    /// from, its timing settings in milliseconds, the URLs of its revocation list and
+    /// introspection endpoint, and its DPoP mode.
     #[wasm_bindgen(getter)]
     pub fn providers(&self) -> Result<JsValue, JsValue> {
         let list = Array::new();
-        for (provider, remote) in self.gate.providers.iter().zip(&self.remote) {
+        for (index, (provider, remote)) in self.gate.providers.iter().zip(&self.remote).enumerate() {
             let mut entries = alloc::vec![("name", JsValue::from_str(&provider.name))];
+            let list_state = self.lists.get(index).and_then(Option::as_ref);
+            let introspector = self.introspectors.get(index).and_then(Option::as_ref);
+            let mut pending_timeout_ms = 0;
+            if let Some(list) = list_state {
+                pending_timeout_ms = list.timing().pending_timeout_ms;
+            }
+            if let Some(introspector) = introspector {
+                pending_timeout_ms = pending_timeout_ms.max(introspector.pending_timeout_ms());
+            }
             match remote {
+                None if matches!(provider.keys, KeySource::IntrospectionOnly) => entries.push(("keys", JsValue::from_str("none"))),
                 None => entries.push(("keys", JsValue::from_str("local"))),
                 Some(keys) => {
+                    pending_timeout_ms = pending_timeout_ms.max(keys.timing().pending_timeout_ms);
                     let (url, step) = keys.configured_url();
                     let timing = keys.timing();
                     entries.extend([
@@ -143,94 +284,186 @@ impl WebGate {
                         ("cacheDurationMs", number(timing.cache_duration_ms)),
                         ("refetchCooldownMs", number(timing.refetch_cooldown_ms)),
                         ("staleIfErrorMs", number(timing.stale_if_error_ms)),
-                        ("pendingTimeoutMs", number(timing.pending_timeout_ms)),
                     ]);
                 }
             }
+            let dpop = provider.dpop.as_ref().map_or(JsValue::NULL, |dpop| {
+                JsValue::from_str(if dpop.mode == crate::config::DpopMode::Required { "required" } else { "allowed" })
+            });
+            entries.extend([
+                ("pendingTimeoutMs", number(pending_timeout_ms)),
+                ("revocationListUrl", list_state.map_or(JsValue::NULL, |list| JsValue::from_str(list.uri()))),
+                ("introspectionUrl", introspector.map_or(JsValue::NULL, |introspector| JsValue::from_str(introspector.uri()))),
+                ("dpop", dpop),
+            ]);
             list.push(&convert::plain_object(&entries)?);
         }
         Ok(list.into())
     }
 
-    /// `gate.fetchesDue(nowMs)`: the fetches to start now, as
-    /// `[{provider, kind, url, timeoutMs, maxBytes}]`, and records them as started.
+    /// `gate.fetchesDue(nowMs)`: the fetches to start now, as `[{id, provider, kind, url,
+    /// method, headers, body, timeoutMs, maxBytes}]`, and records them as started.
     ///
-    /// A provider is listed when it has no keys, its refresh window has begun, or a token
-    /// with an unknown `kid` was granted a refetch, and no fetch of it is in flight and its
-    /// retry backoff has passed. Report each fetch's result exactly once.
+    /// Key sets (`kind` `jwks` or `discovery`, `id` the provider's name) are listed when a
+    /// provider has no keys, its refresh window has begun, or a token with an unknown `kid`
+    /// was granted a refetch. Revocation lists (`revocation_list`) follow the same timing.
+    /// Introspection calls (`introspection`, `POST` with a form body that contains the
+    /// token and an `authorization` header with the client secret) are listed once a
+    /// decision asked for them. Nothing is listed while its fetch is in flight or its retry
+    /// backoff lasts. Report each fetch's result exactly once, by `id`.
     #[wasm_bindgen(js_name = fetchesDue)]
     pub fn fetches_due(&mut self, now_ms: JsValue) -> Result<JsValue, JsValue> {
         let now_ms = time_ms(&now_ms, "nowMs")?;
         let list = Array::new();
-        for (provider, remote) in self.gate.providers.iter().zip(self.remote.iter_mut()) {
-            if let Some(due) = remote.as_mut().and_then(|keys| keys.start_due_fetch(now_ms)) {
+        for (index, provider) in self.gate.providers.iter().enumerate() {
+            if let Some(due) = self.remote.get_mut(index).and_then(Option::as_mut).and_then(|keys| keys.start_due_fetch(now_ms)) {
                 list.push(&fetch_object(&provider.name, &due)?);
+            }
+            if let Some(remote_list) = self.lists.get_mut(index).and_then(Option::as_mut) {
+                if remote_list.start_due_fetch(now_ms) {
+                    let id = alloc::format!("{}{LIST_SUFFIX}", provider.name);
+                    let object = FetchObject {
+                        id: &id,
+                        provider: &provider.name,
+                        kind: "revocation_list",
+                        url: remote_list.uri(),
+                        method: "GET",
+                        headers: &[("accept", "application/json")],
+                        body: None,
+                        timeout_ms: remote_list.timing().timeout_ms,
+                        max_bytes: MAX_LIST_BYTES,
+                    };
+                    list.push(&object.to_js()?);
+                }
+            }
+            if let Some(introspector) = self.introspectors.get_mut(index).and_then(Option::as_mut) {
+                for call in introspector.take_due(now_ms) {
+                    let id = remote::introspection_id(&provider.name, &call.digest);
+                    let headers: Vec<(&str, &str)> = call.request.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+                    let object = FetchObject {
+                        id: &id,
+                        provider: &provider.name,
+                        kind: "introspection",
+                        url: &call.request.url,
+                        method: "POST",
+                        headers: &headers,
+                        body: Some(&call.request.body),
+                        timeout_ms: call.timeout_ms,
+                        max_bytes: MAX_RESPONSE_BYTES,
+                    };
+                    list.push(&object.to_js()?);
+                }
             }
         }
         Ok(list.into())
     }
 
-    /// `gate.fetchSucceeded(provider, body, nowMs)`: reports the body of a 200 response to
-    /// the provider's fetch in flight.
+    /// `gate.fetchSucceeded(id, body, nowMs)`: reports the body of a 200 response to the
+    /// fetch `id` (for key sets, the provider's name).
     ///
     /// Returns `{outcome: 'stored', keys, skipped}` when a key set was stored,
-    /// `{outcome: 'next', fetch}` when a discovery document named the key set to fetch now
-    /// as part of the same fetch, `{outcome: 'failed', reason}` when the body was unusable
-    /// (recorded as a failed fetch), or `{outcome: 'ignored'}` when no fetch was in flight.
+    /// `{outcome: 'stored', entries}` for a revocation list, `{outcome: 'stored', active}`
+    /// for an introspection answer, `{outcome: 'next', fetch}` when a discovery document
+    /// named the key set to fetch now as part of the same fetch, `{outcome: 'failed',
+    /// reason}` when the body was unusable (recorded as a failure), or `{outcome:
+    /// 'ignored'}` when no such fetch was in flight.
     ///
     /// # Errors
     ///
-    /// `RangeError` for an unknown or local provider.
+    /// `RangeError` for an identifier that names no fetch of this gate.
     #[wasm_bindgen(js_name = fetchSucceeded)]
-    pub fn fetch_succeeded(&mut self, provider: JsValue, body: JsValue, now_ms: JsValue) -> Result<JsValue, JsValue> {
+    pub fn fetch_succeeded(&mut self, id: JsValue, body: JsValue, now_ms: JsValue) -> Result<JsValue, JsValue> {
         let now_ms = time_ms(&now_ms, "nowMs")?;
         let body = body_bytes(&body)?;
-        let (name, keys) = self.remote_keys(&provider)?;
-        match keys.fetch_succeeded(&body, now_ms) {
-            FetchOutcome::Stored { keys, skipped } => convert::plain_object(&[
-                ("outcome", JsValue::from_str("stored")),
-                ("keys", number(keys as u64)),
-                ("skipped", convert::string_array(&skipped)),
-            ]),
-            FetchOutcome::Next(due) => {
-                convert::plain_object(&[("outcome", JsValue::from_str("next")), ("fetch", fetch_object(&name, &due)?)])
+        let id = convert::string(&id, "id")?;
+        let failed = |reason: &str| convert::plain_object(&[("outcome", JsValue::from_str("failed")), ("reason", JsValue::from_str(reason))]);
+        let ignored = || convert::plain_object(&[("outcome", JsValue::from_str("ignored"))]);
+        match self.fetch_id(&id)? {
+            FetchId::Keys(index) => {
+                let Some(Some(keys)) = self.remote.get_mut(index) else { return Err(self.unknown_provider(&id)) };
+                match keys.fetch_succeeded(&body, now_ms) {
+                    FetchOutcome::Stored { keys, skipped } => convert::plain_object(&[
+                        ("outcome", JsValue::from_str("stored")),
+                        ("keys", number(keys as u64)),
+                        ("skipped", convert::string_array(&skipped)),
+                    ]),
+                    FetchOutcome::Next(due) => {
+                        convert::plain_object(&[("outcome", JsValue::from_str("next")), ("fetch", fetch_object(&id, &due)?)])
+                    }
+                    FetchOutcome::Failed(reason) => failed(&reason),
+                    FetchOutcome::Ignored => ignored(),
+                }
             }
-            FetchOutcome::Failed(reason) => {
-                convert::plain_object(&[("outcome", JsValue::from_str("failed")), ("reason", JsValue::from_str(&reason))])
+            FetchId::List(index) => match self.lists.get_mut(index).and_then(Option::as_mut).and_then(|list| list.fetch_succeeded(&body, now_ms, jitter())) {
+                Some(Ok(entries)) => convert::plain_object(&[("outcome", JsValue::from_str("stored")), ("entries", number(entries as u64))]),
+                Some(Err(reason)) => failed(&reason),
+                None => ignored(),
+            },
+            FetchId::Introspection(index, digest) => {
+                let answers = &mut self.answers;
+                let result = self
+                    .introspectors
+                    .get_mut(index)
+                    .and_then(Option::as_mut)
+                    .and_then(|introspector| introspector.call_succeeded(answers, index, &digest, &body, now_ms, jitter()));
+                match result {
+                    Some(Ok(active)) => convert::plain_object(&[("outcome", JsValue::from_str("stored")), ("active", JsValue::from_bool(active))]),
+                    Some(Err(reason)) => failed(&reason),
+                    None => ignored(),
+                }
             }
-            FetchOutcome::Ignored => convert::plain_object(&[("outcome", JsValue::from_str("ignored"))]),
         }
     }
 
-    /// `gate.fetchFailed(provider, reason, nowMs)`: reports that the provider's fetch in
-    /// flight failed, and schedules the retry. Returns false when no fetch was in flight.
+    /// `gate.fetchFailed(id, reason, nowMs)`: reports that the fetch `id` failed, and
+    /// schedules the retry. Returns false when no such fetch was in flight.
     ///
     /// # Errors
     ///
-    /// `RangeError` for an unknown or local provider.
+    /// `RangeError` for an identifier that names no fetch of this gate.
     #[wasm_bindgen(js_name = fetchFailed)]
-    pub fn fetch_failed(&mut self, provider: JsValue, reason: JsValue, now_ms: JsValue) -> Result<bool, JsValue> {
+    pub fn fetch_failed(&mut self, id: JsValue, reason: JsValue, now_ms: JsValue) -> Result<bool, JsValue> {
         let now_ms = time_ms(&now_ms, "nowMs")?;
         let reason = convert::string(&reason, "reason")?;
-        let (_, keys) = self.remote_keys(&provider)?;
-        Ok(keys.fetch_failed(reason, now_ms))
+        let id = convert::string(&id, "id")?;
+        Ok(match self.fetch_id(&id)? {
+            FetchId::Keys(index) => self.remote.get_mut(index).and_then(Option::as_mut).is_some_and(|keys| keys.fetch_failed(reason, now_ms)),
+            FetchId::List(index) => self.lists.get_mut(index).and_then(Option::as_mut).is_some_and(|list| list.fetch_failed(reason, now_ms, jitter())),
+            FetchId::Introspection(index, digest) => self
+                .introspectors
+                .get_mut(index)
+                .and_then(Option::as_mut)
+                .is_some_and(|introspector| introspector.call_failed(&digest, reason, now_ms, jitter())),
+        })
     }
 
-    /// `gate.adoptKeys(provider, body, fetchedAtMs)`: takes a key-set document fetched at
+    /// `gate.adoptKeys(id, body, fetchedAtMs)`: takes a key set (`id` the provider's
+    /// name) or a revocation list (`id` `<provider>#revocation_list`) fetched at
     /// `fetchedAtMs`, e.g. by another isolate through the Cache API. Returns whether it was
-    /// adopted: only a set fetched later than the current one is. Its age counts from
-    /// `fetchedAtMs`, so a persisted set is no fresher than when it was fetched.
+    /// adopted: only a document fetched later than the current one is. Its age counts from
+    /// `fetchedAtMs`, so a persisted document is no fresher than when it was fetched.
     ///
     /// # Errors
     ///
-    /// `RangeError` for an unknown or local provider; `TokenError` with code
-    /// `jwks_invalid` when the body is not a valid key set.
+    /// `RangeError` for an identifier that names no key set or list; `TokenError` with
+    /// code `jwks_invalid` when the body is not a valid key set or list.
     #[wasm_bindgen(js_name = adoptKeys)]
-    pub fn adopt_keys(&mut self, provider: JsValue, body: JsValue, fetched_at_ms: JsValue) -> Result<bool, JsValue> {
+    pub fn adopt_keys(&mut self, id: JsValue, body: JsValue, fetched_at_ms: JsValue) -> Result<bool, JsValue> {
         let fetched_at_ms = time_ms(&fetched_at_ms, "fetchedAtMs")?;
         let body = body_bytes(&body)?;
-        let (_, keys) = self.remote_keys(&provider)?;
-        keys.adopt(&body, fetched_at_ms).map_err(|reason| errors::token_error(ErrorCode::JwksInvalid, &reason))
+        let id = convert::string(&id, "id")?;
+        let adopted = match self.fetch_id(&id)? {
+            FetchId::Keys(index) => match self.remote.get_mut(index).and_then(Option::as_mut) {
+                Some(keys) => keys.adopt(&body, fetched_at_ms),
+                None => return Err(self.unknown_provider(&id)),
+            },
+            FetchId::List(index) => match self.lists.get_mut(index).and_then(Option::as_mut) {
+                Some(list) => list.adopt(&body, fetched_at_ms),
+                None => return Err(self.unknown_provider(&id)),
+            },
+            FetchId::Introspection(..) => return Err(convert::range_error("introspection answers cannot be adopted")),
+        };
+        adopted.map_err(|reason| errors::token_error(ErrorCode::JwksInvalid, &reason))
     }
 
     /// `gate.keyStatus(provider, nowMs)`: the state of a remote provider's keys, for logs
@@ -288,9 +521,18 @@ impl WebGate {
         let request = request::Request::from_js(&request)?;
         let now_s = now_ms / 1000;
         self.cache.purge_expired(i64::try_from(now_s).unwrap_or(i64::MAX));
+        self.answers.purge(now_ms);
         let decision = {
-            let mut keys = Keys { remote: &mut self.remote, now_ms };
-            self.gate.decide_with_cache(request.parts(), &mut keys, &mut self.cache, now_s, final_attempt)
+            let mut state = State {
+                remote: &mut self.remote,
+                lists: &self.lists,
+                introspectors: &mut self.introspectors,
+                answers: &mut self.answers,
+                replay: &mut self.replay,
+                nonce_secret: &self.nonce_secret,
+                now_ms,
+            };
+            self.gate.decide_with_cache(request.parts(), &mut state, &mut self.cache, now_s, final_attempt)
         };
         match decision {
             Decision::Allow(allowed) => {
@@ -322,6 +564,29 @@ impl WebGate {
 }
 
 impl WebGate {
+    /// Reads a fetch identifier: a provider's name (its key set),
+    /// `<provider>#revocation_list`, or `<provider>#introspection#<digest>`.
+    fn fetch_id(&self, id: &str) -> Result<FetchId, JsValue> {
+        let unknown = || convert::range_error(&alloc::format!("{id:?} names no fetch of this gate"));
+        if let Some(name) = id.strip_suffix(LIST_SUFFIX) {
+            let index = self.gate.provider_index(name).filter(|index| matches!(self.lists.get(*index), Some(Some(_)))).ok_or_else(unknown)?;
+            return Ok(FetchId::List(index));
+        }
+        if let Some((name, hex)) = id.split_once(INTROSPECTION_INFIX) {
+            let index = self
+                .gate
+                .provider_index(name)
+                .filter(|index| matches!(self.introspectors.get(*index), Some(Some(_))))
+                .ok_or_else(unknown)?;
+            let digest = remote::parse_hex_digest(hex).ok_or_else(unknown)?;
+            return Ok(FetchId::Introspection(index, digest));
+        }
+        match self.gate.provider_index(id).filter(|index| matches!(self.remote.get(*index), Some(Some(_)))) {
+            Some(index) => Ok(FetchId::Keys(index)),
+            None => Err(self.unknown_provider(id)),
+        }
+    }
+
     fn remote_keys(&mut self, provider: &JsValue) -> Result<(String, &mut RemoteKeys), JsValue> {
         let name = convert::string(provider, "provider")?;
         let index = self.gate.provider_index(&name).filter(|index| matches!(self.remote.get(*index), Some(Some(_))));

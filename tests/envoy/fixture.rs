@@ -39,6 +39,13 @@ pub struct Authz {
     pub jwks: Value,
     pub audience: String,
     pub tokens: BTreeMap<String, String>,
+    /// The audience of opaque tokens (`tokens.opaque`).
+    pub opaque_audience: String,
+    pub introspection_endpoint: String,
+    /// Identifier and secret of the confidential client that may introspect.
+    pub api_client: (String, String),
+    /// The private ES256 JWK that `tokens.dpop` is bound to.
+    pub dpop_jwk: Value,
 }
 
 impl Authz {
@@ -74,6 +81,13 @@ impl Authz {
             jwks: output["jwks"].clone(),
             audience: output["audience"].as_str().expect("audience").to_string(),
             tokens,
+            opaque_audience: output["opaqueAudience"].as_str().expect("opaqueAudience").to_string(),
+            introspection_endpoint: output["introspectionEndpoint"].as_str().expect("introspectionEndpoint").to_string(),
+            api_client: (
+                output["apiClient"]["clientId"].as_str().expect("apiClient.clientId").to_string(),
+                output["apiClient"]["clientSecret"].as_str().expect("apiClient.clientSecret").to_string(),
+            ),
+            dpop_jwk: output["dpopJwk"].clone(),
         }
     }
 
@@ -84,7 +98,8 @@ impl Authz {
         SHARED.get_or_init(Authz::start)
     }
 
-    /// Sends a command (`rotate`, `retire`) and returns the fixture's JSON reply.
+    /// Sends a command (`rotate`, `retire`, `opaque`, `revoke <token>`) and returns the
+    /// fixture's JSON reply.
     pub fn command(&mut self, name: &str) -> Value {
         writeln!(self.stdin, "{name}").expect("fixture stdin");
         self.stdin.flush().expect("fixture stdin");

@@ -6,10 +6,12 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod dpop;
 mod examples;
 mod faults;
 mod features;
 mod fixture;
+mod introspection;
 mod observability;
 mod replies;
 mod rules;

@@ -104,7 +104,8 @@ fn provider_names(gate: &Gate, indices: &[usize]) -> Vec<String> {
     indices.iter().filter_map(|index| gate.providers.get(*index)).map(|provider| provider.name.clone()).collect()
 }
 
-/// Builds `{action: 'allow', removeHeaders, setHeaders, url, providers, corsPreflight, warnings}`.
+/// Builds `{action: 'allow', removeHeaders, setHeaders, responseHeaders, url, providers,
+/// corsPreflight, warnings}`.
 pub fn allow_object(gate: &Gate, request: &Request, allowed: &Allowed, warnings: &[String]) -> Result<JsValue, JsValue> {
     let mut path = &request.path;
     let mut set_headers = Vec::new();
@@ -121,6 +122,7 @@ pub fn allow_object(gate: &Gate, request: &Request, allowed: &Allowed, warnings:
         ("action", JsValue::from_str("allow")),
         ("removeHeaders", convert::string_array(&allowed.remove_headers)),
         ("setHeaders", pairs(&set_headers)),
+        ("responseHeaders", pairs(&allowed.response_headers)),
         ("url", JsValue::from_str(&url)),
         ("providers", convert::string_array(&provider_names(gate, &allowed.verified))),
         ("corsPreflight", JsValue::from_bool(allowed.cors_preflight)),

@@ -1,0 +1,289 @@
+//! Token introspection in Envoy: calls through a cluster, answers cached per worker and
+//! shared with the other workers through shared data.
+//!
+//! Each worker keeps its own [`IntrospectionCache`] and calls the endpoint at most once at
+//! a time per token. A parsed answer is also published in shared data, so a token
+//! introspected on one worker is known to all. Envoy's shared data cannot delete keys, so
+//! answers live in a fixed set of slots: under `portcullis/<provider>/<digest>/introspection/`
+//!
+//! - `slot/<n>` for `n` in `0..256`, chosen by the first byte of the token digest: up to
+//!   [`SLOT_ENTRIES`] answers, each the token digest (32 bytes), the fresh-until and
+//!   usable-until times (u64 milliseconds), the body length (u32) and the body. Expired
+//!   entries are dropped on every write, and the oldest entry makes room for a new one;
+//! - `failure`: the next retry time (u64), the failure count (u32) and the reason, so every
+//!   worker backs off together after a failed call.
+//!
+//! Answers larger than [`MAX_SHARED_ANSWER_BYTES`] stay in the worker that fetched them.
+//! A lost compare-and-swap race only means another worker calls again.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::abi::{self, CAS_MISMATCH};
+use super::keys::{digest_u64, jitter, read_response, read_u32, read_u64, FetchTarget};
+use crate::config::Provider;
+use crate::gate::IntrospectionLookup;
+use crate::introspection::{
+    self, next_step, Cached, EndpointHealth, IntrospectionAnswer, IntrospectionCache, IntrospectionSettings, NextStep, TokenDigest,
+    MAX_RESPONSE_BYTES,
+};
+
+/// Answers kept per shared slot.
+pub const SLOT_ENTRIES: usize = 8;
+
+/// Largest answer body published in shared data, in bytes; 256 slots × 8 entries × 4 KiB
+/// bound the shared data of one provider at 8 MiB.
+pub const MAX_SHARED_ANSWER_BYTES: usize = 4 * 1024;
+
+/// Attempts at a compare-and-swap write before giving up.
+const CAS_ATTEMPTS: usize = 4;
+
+/// Bytes before the body of a shared entry.
+const ENTRY_HEADER_BYTES: usize = 32 + 8 + 8 + 4;
+
+/// The introspection state of one provider in one VM.
+pub struct Introspector {
+    /// Provider name, for logs and metrics.
+    pub name: String,
+    index: usize,
+    settings: IntrospectionSettings,
+    target: FetchTarget,
+    cache: IntrospectionCache,
+    health: EndpointHealth,
+    /// Calls in flight: token digest to call token, and when each started.
+    in_flight: BTreeMap<TokenDigest, (u32, u64)>,
+    shared_prefix: String,
+}
+
+/// A shared entry read back: the digest, fresh-until, usable-until and body.
+struct SharedEntry<'a> {
+    digest: &'a [u8],
+    fresh_until_ms: u64,
+    usable_until_ms: u64,
+    body: &'a [u8],
+}
+
+fn shared_entries(value: &[u8]) -> Vec<SharedEntry<'_>> {
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while let (Some(digest), Some(fresh), Some(usable), Some(length)) =
+        (value.get(at..at + 32), read_u64(value, at + 32), read_u64(value, at + 40), read_u32(value, at + 48))
+    {
+        let start = at + ENTRY_HEADER_BYTES;
+        let Some(body) = usize::try_from(length).ok().and_then(|length| value.get(start..start.checked_add(length)?)) else { break };
+        entries.push(SharedEntry { digest, fresh_until_ms: fresh, usable_until_ms: usable, body });
+        at = start + body.len();
+    }
+    entries
+}
+
+fn encode_entry(out: &mut Vec<u8>, digest: &[u8], fresh_until_ms: u64, usable_until_ms: u64, body: &[u8]) {
+    out.extend_from_slice(digest);
+    out.extend_from_slice(&fresh_until_ms.to_le_bytes());
+    out.extend_from_slice(&usable_until_ms.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(body);
+}
+
+/// A finished call, for logs and metrics.
+pub enum CallResult {
+    /// The endpoint answered; `active` is its verdict.
+    Answered {
+        /// Whether the token is active.
+        active: bool,
+    },
+    /// The call failed; requests fail closed unless a stale answer may serve.
+    Failed(String),
+}
+
+impl Introspector {
+    /// Creates the state for provider `index`.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the field when `cluster` is missing or the URL cannot be called.
+    pub fn new(provider: &Provider, index: usize, settings: &IntrospectionSettings) -> Result<Self, String> {
+        let cluster = settings.cluster.as_deref().ok_or_else(|| {
+            String::from("`introspection.http_uri.cluster` is required in Envoy: name the cluster that reaches the endpoint")
+        })?;
+        let target = FetchTarget::parse(&settings.uri, cluster)
+            .ok_or_else(|| alloc::format!("`introspection.http_uri.uri` {:?} is not an absolute http or https URL", settings.uri))?;
+        let source_id = digest_u64(alloc::format!("introspection\n{}\n{cluster}\n{}", settings.uri, settings.client_id).as_bytes());
+        Ok(Self {
+            name: provider.name.clone(),
+            index,
+            settings: settings.clone(),
+            target,
+            cache: IntrospectionCache::default(),
+            health: EndpointHealth::default(),
+            in_flight: BTreeMap::new(),
+            shared_prefix: alloc::format!("portcullis/{}/{source_id:016x}/introspection/", provider.name),
+        })
+    }
+
+    /// How long a request may wait for an answer: until the call has timed out for sure.
+    pub fn pending_timeout_ms(&self) -> u64 {
+        self.settings.timeout_ms.saturating_mul(2)
+    }
+
+    fn key(&self, name: &str) -> String {
+        alloc::format!("{}{name}", self.shared_prefix)
+    }
+
+    fn slot_key(&self, digest: &TokenDigest) -> String {
+        self.key(&alloc::format!("slot/{}", digest[0]))
+    }
+
+    /// Returns the answer for `token` at `now_ms`, or starts a call and returns
+    /// [`IntrospectionLookup::Pending`]. A started call's token is pushed to `started`.
+    pub fn lookup(&mut self, token: &str, now_ms: u64, started: &mut Vec<(u32, TokenDigest)>) -> IntrospectionLookup {
+        let digest = crate::gate::TokenCache::digest(token);
+        let mut cached = self.cache.get(self.index, &digest, now_ms);
+        if !matches!(cached, Cached::Fresh(_)) && self.adopt_shared_answer(&digest, now_ms) {
+            cached = self.cache.get(self.index, &digest, now_ms);
+        }
+        self.adopt_shared_failure();
+        match next_step(cached, &self.health, now_ms) {
+            NextStep::Use(answer) => IntrospectionLookup::Answer(answer),
+            NextStep::Fail(reason) => IntrospectionLookup::Unavailable(reason),
+            NextStep::Call => {
+                // A call that outlived twice its timeout is given up and made again.
+                let running = self.in_flight.get(&digest).is_some_and(|(_, since)| now_ms < since.saturating_add(self.pending_timeout_ms()));
+                if running {
+                    return IntrospectionLookup::Pending;
+                }
+                match self.call(token, &digest, now_ms) {
+                    Ok(call) => {
+                        started.push((call, digest));
+                        IntrospectionLookup::Pending
+                    }
+                    Err(reason) => IntrospectionLookup::Unavailable(reason),
+                }
+            }
+        }
+    }
+
+    fn call(&mut self, token: &str, digest: &TokenDigest, now_ms: u64) -> Result<u32, String> {
+        let request = self.settings.request(token);
+        let mut headers: Vec<(&str, &str)> = alloc::vec![
+            (":method", "POST"),
+            (":path", self.target.path.as_str()),
+            (":authority", self.target.authority.as_str()),
+            (":scheme", self.target.scheme.as_str()),
+            ("user-agent", "portcullis"),
+        ];
+        headers.extend(request.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+        let timeout = u32::try_from(self.settings.timeout_ms).unwrap_or(u32::MAX);
+        match abi::http_call(&self.target.cluster, &headers, request.body.as_bytes(), timeout) {
+            Ok(call) => {
+                self.in_flight.insert(*digest, (call, now_ms));
+                Ok(call)
+            }
+            Err(error) => {
+                let reason = alloc::format!("the host refused the call to cluster {:?}: {}", self.target.cluster, error.name());
+                self.fail(reason.clone(), now_ms);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Returns whether `call` is this provider's call in flight for `digest`.
+    pub fn owns_call(&self, call: u32, digest: &TokenDigest) -> bool {
+        self.in_flight.get(digest).is_some_and(|(in_flight, _)| *in_flight == call)
+    }
+
+    /// Handles the response to the call for `digest`.
+    pub fn finish_call(&mut self, digest: &TokenDigest, header_count: usize, body_size: usize, now_ms: u64) -> CallResult {
+        self.in_flight.remove(digest);
+        let result = read_response("introspection endpoint", header_count, body_size, MAX_RESPONSE_BYTES)
+            .and_then(|body| introspection::parse_response(&body).map(|answer| (answer, body)));
+        match result {
+            Ok((answer, body)) => {
+                let active = answer.is_active();
+                let answer = Arc::new(answer);
+                self.health.record_success();
+                self.cache.insert(self.index, *digest, Arc::clone(&answer), now_ms, &self.settings);
+                self.publish(digest, &answer, &body, now_ms);
+                CallResult::Answered { active }
+            }
+            Err(reason) => {
+                self.fail(reason.clone(), now_ms);
+                CallResult::Failed(reason)
+            }
+        }
+    }
+
+    /// Drops cached answers no longer usable at `now_ms`.
+    pub fn purge(&mut self, now_ms: u64) {
+        self.cache.purge(now_ms);
+    }
+
+    fn fail(&mut self, reason: String, now_ms: u64) {
+        self.health.record_failure(reason.clone(), now_ms, jitter());
+        let mut value = Vec::with_capacity(12 + reason.len());
+        value.extend_from_slice(&self.health.retry_at_ms().to_le_bytes());
+        value.extend_from_slice(&self.health.failures().to_le_bytes());
+        value.extend_from_slice(reason.as_bytes());
+        let _ = abi::set_shared_data(&self.key("failure"), &value, 0);
+    }
+
+    fn adopt_shared_failure(&mut self) {
+        if let Ok(Some((bytes, _))) = abi::shared_data(&self.key("failure")) {
+            if let (Some(retry_at), Some(failures)) = (read_u64(&bytes, 0), read_u32(&bytes, 8)) {
+                let reason = String::from_utf8_lossy(bytes.get(12..).unwrap_or_default()).into_owned();
+                self.health.adopt_failure(reason, retry_at, failures);
+            }
+        }
+    }
+
+    /// Copies an answer another worker published into this worker's cache. Returns whether
+    /// one was found.
+    fn adopt_shared_answer(&mut self, digest: &TokenDigest, now_ms: u64) -> bool {
+        let Ok(Some((value, _))) = abi::shared_data(&self.slot_key(digest)) else { return false };
+        let Some(entry) = shared_entries(&value).into_iter().find(|entry| entry.digest == digest && now_ms < entry.usable_until_ms) else {
+            return false;
+        };
+        match introspection::parse_response(entry.body) {
+            Ok(answer) => {
+                self.cache.insert_until(self.index, *digest, Arc::new(answer), entry.fresh_until_ms, entry.usable_until_ms);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Publishes an answer in its slot with compare-and-swap, dropping expired entries and,
+    /// when the slot is full, the one that expires first.
+    fn publish(&self, digest: &TokenDigest, answer: &IntrospectionAnswer, body: &[u8], now_ms: u64) {
+        if body.len() > MAX_SHARED_ANSWER_BYTES {
+            return;
+        }
+        let fresh_until_ms = introspection::fresh_until_ms(answer, now_ms, &self.settings);
+        let usable_until_ms = fresh_until_ms.saturating_add(self.settings.stale_if_error_ms);
+        let key = self.slot_key(digest);
+        for _ in 0..CAS_ATTEMPTS {
+            let (stored, cas) = match abi::shared_data(&key) {
+                Ok(Some((value, cas))) => (value, cas),
+                Ok(None) => (Vec::new(), 0),
+                Err(_) => return,
+            };
+            let mut kept: Vec<SharedEntry<'_>> = shared_entries(&stored)
+                .into_iter()
+                .filter(|entry| entry.digest != digest && now_ms < entry.usable_until_ms)
+                .collect();
+            kept.sort_by_key(|entry| core::cmp::Reverse(entry.usable_until_ms));
+            kept.truncate(SLOT_ENTRIES - 1);
+            let mut value = Vec::new();
+            for entry in &kept {
+                encode_entry(&mut value, entry.digest, entry.fresh_until_ms, entry.usable_until_ms, entry.body);
+            }
+            encode_entry(&mut value, digest, fresh_until_ms, usable_until_ms, body);
+            match abi::set_shared_data(&key, &value, cas) {
+                Err(error) if error == CAS_MISMATCH => continue,
+                _ => return,
+            }
+        }
+    }
+}
