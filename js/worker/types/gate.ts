@@ -28,13 +28,13 @@ for (const provider of providers) {
 
 const due: FetchDue[] = gate.fetchesDue(Date.now());
 for (const fetch of due) {
-  const outcome: FetchOutcome = gate.fetchSucceeded(fetch.provider, new Uint8Array(), Date.now());
+  const outcome: FetchOutcome = gate.fetchSucceeded(fetch.id, new Uint8Array(), Date.now());
   if (outcome.outcome === 'next') {
     const url: string = outcome.fetch.url;
-  } else if (outcome.outcome === 'stored') {
+  } else if (outcome.outcome === 'stored' && 'keys' in outcome) {
     const count: number = outcome.keys;
   }
-  const reported: boolean = gate.fetchFailed(fetch.provider, 'timed out', Date.now());
+  const reported: boolean = gate.fetchFailed(fetch.id, 'timed out', Date.now());
 }
 const adopted: boolean = gate.adoptKeys('idp', '{"keys":[]}', Date.now());
 const status: KeyStatus = gate.keyStatus('idp', Date.now());
