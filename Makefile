@@ -35,6 +35,8 @@ check-nostd: install
 test-rust: install filter
 	$(CARGO) test --workspace
 	$(CARGO) test --features es256k --lib --tests
+	# The Ed25519 tables of the filter and the bench module, against ed25519-dalek.
+	$(CARGO) test --features ed25519-tables --lib --test fast_paths --test tamper --test rfc_vectors
 	$(CARGO) clippy --workspace --all-targets --features envoy,cli -- -D warnings
 
 test-wasm: install install-browser

@@ -22,14 +22,59 @@ pub enum Credential<'a> {
 }
 
 /// Whether `byte` may appear in a `b64token` before the trailing `=` padding.
-fn is_b64token_char(byte: u8) -> bool {
+const fn is_b64token_char(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
 }
 
 /// Whether `text` is a `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+///
+/// Every request with a token scans the whole token, so the body is checked eight bytes
+/// at a time ([`b64token_word`]); the last bytes one by one.
 pub fn is_b64token(text: &str) -> bool {
     let body = text.trim_end_matches('=');
-    !body.is_empty() && body.bytes().all(is_b64token_char)
+    let mut words = body.as_bytes().chunks_exact(8);
+    let words_valid = words.by_ref().all(|word| word.try_into().is_ok_and(|word| b64token_word(u64::from_le_bytes(word))));
+    !body.is_empty() && words_valid && words.remainder().iter().all(|byte| is_b64token_char(*byte))
+}
+
+/// `0x01` in every byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The high bit of every byte.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether all eight bytes of `word` are [`is_b64token_char`], with byte-wise arithmetic
+/// in one 64-bit integer.
+///
+/// Once every byte is known to be below 0x80, adding `0x80 - low` to each byte sets its
+/// high bit exactly when the byte is at least `low`, and no sum carries into the next
+/// byte; [`bytes_in_range`] and [`bytes_equal`] rely on this.
+fn b64token_word(word: u64) -> bool {
+    if word & HIGH_BITS != 0 {
+        return false;
+    }
+    // `+` `,` `-` `.` `/` `0`-`9`, without the comma.
+    let symbols_and_digits = bytes_in_range(word, b'+', b'9') & !bytes_equal(word, b',');
+    let letters = bytes_in_range(word, b'A', b'Z') | bytes_in_range(word, b'a', b'z');
+    let others = bytes_equal(word, b'_') | bytes_equal(word, b'~');
+    symbols_and_digits | letters | others == HIGH_BITS
+}
+
+/// Sets the high bit of each byte of `word` that is in `low..=high`, and clears the rest.
+/// Every byte of `word` must be below 0x80, and `low` must be at least 1 and `high`
+/// below 0x80.
+fn bytes_in_range(word: u64, low: u8, high: u8) -> u64 {
+    let at_least_low = word + ONES * u64::from(0x80 - low);
+    let above_high = word + ONES * u64::from(0x7f - high);
+    at_least_low & !above_high & HIGH_BITS
+}
+
+/// Sets the high bit of each byte of `word` equal to `value`, and clears the rest. Every
+/// byte of `word` and `value` must be below 0x80.
+fn bytes_equal(word: u64, value: u8) -> u64 {
+    // Each byte of `difference` is below 0x80, and adding 0x7f sets its high bit unless it is 0.
+    let difference = word ^ (ONES * u64::from(value));
+    !(difference + ONES * 0x7f) & HIGH_BITS
 }
 
 /// Reads the credential of `scheme` (e.g. `Bearer`) from an `Authorization` header value.
@@ -38,6 +83,13 @@ pub fn is_b64token(text: &str) -> bool {
 /// `Bearer` alone is [`Credential::Absent`]; `Bearer\tT`, `Bearer T junk` and
 /// `Bearer T, Bearer T` are [`Credential::Malformed`].
 pub fn parse_authorization<'a>(value: &'a str, scheme: &str) -> Credential<'a> {
+    parse_authorization_checked_by(value, scheme, is_b64token)
+}
+
+/// Reads a credential as [`parse_authorization`] does, with `is_token` deciding whether
+/// the credential is a `b64token`. The gate answers true without a scan for tokens its
+/// cache holds, which all passed [`is_b64token`] before they were stored.
+pub fn parse_authorization_checked_by<'a>(value: &'a str, scheme: &str, is_token: impl FnOnce(&'a str) -> bool) -> Credential<'a> {
     let value = value.trim_matches([' ', '\t']);
     let Some(head) = value.get(..scheme.len()) else { return Credential::Absent };
     if !head.eq_ignore_ascii_case(scheme) {
@@ -48,7 +100,7 @@ pub fn parse_authorization<'a>(value: &'a str, scheme: &str) -> Credential<'a> {
         None => Credential::Absent,
         Some(b' ') => {
             let token = rest.trim_start_matches(' ');
-            if is_b64token(token) { Credential::Token(token) } else { Credential::Malformed }
+            if is_token(token) { Credential::Token(token) } else { Credential::Malformed }
         }
         // A tab or comma right after the scheme is this scheme, badly written.
         Some(b'\t' | b',') => Credential::Malformed,
@@ -63,15 +115,21 @@ pub fn parse_authorization<'a>(value: &'a str, scheme: &str) -> Credential<'a> {
 /// any other prefix must match exactly, and the rest must be a `b64token`. An empty prefix
 /// takes the whole value.
 pub fn parse_with_prefix<'a>(value: &'a str, prefix: &str) -> Credential<'a> {
+    parse_with_prefix_checked_by(value, prefix, is_b64token)
+}
+
+/// Reads a token as [`parse_with_prefix`] does, with `is_token` deciding whether it is a
+/// `b64token`, as in [`parse_authorization_checked_by`].
+pub fn parse_with_prefix_checked_by<'a>(value: &'a str, prefix: &str, is_token: impl FnOnce(&'a str) -> bool) -> Credential<'a> {
     let scheme = prefix.strip_suffix(' ').unwrap_or("");
     if !scheme.is_empty() && scheme.bytes().all(crate::policy::is_token_char) {
-        return parse_authorization(value, scheme);
+        return parse_authorization_checked_by(value, scheme, is_token);
     }
     let value = value.trim_matches([' ', '\t']);
     match value.strip_prefix(prefix) {
         None => Credential::Absent,
         Some("") => Credential::Absent,
-        Some(token) if is_b64token(token) => Credential::Token(token),
+        Some(token) if is_token(token) => Credential::Token(token),
         Some(_) => Credential::Malformed,
     }
 }
@@ -204,6 +262,48 @@ mod tests {
         for value in [alloc::format!("Bearer {T} .jjjj"), alloc::format!("Bearer\t{T}"), alloc::format!("Bearer {T}, Bearer {T}"), alloc::format!("Bearer {T}\"")] {
             assert_eq!(parse_authorization(&value, "Bearer"), Credential::Malformed, "{value}");
         }
+    }
+
+    #[test]
+    fn b64token_words_match_bytes() {
+        // Every byte value in every position of an otherwise valid word, against the
+        // byte-wise definition.
+        for position in 0..8 {
+            for byte in 0..=255u8 {
+                let mut bytes = *b"aZ09-._~";
+                bytes[position] = byte;
+                assert_eq!(b64token_word(u64::from_le_bytes(bytes)), is_b64token_char(byte), "byte {byte} at {position}");
+            }
+        }
+        assert!(b64token_word(u64::from_le_bytes(*b"+/AZaz09")));
+        assert!(!b64token_word(u64::from_le_bytes(*b"+/AZ,z09")));
+    }
+
+    #[test]
+    fn b64token_long_values() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl-_~+/";
+        for end in 1..=token.len() {
+            assert!(is_b64token(&token[..end]), "{end}");
+            for (index, bad) in [(0, ' '), (end - 1, '"'), (end / 2, '\u{e9}'), (end / 2, '=')] {
+                let mut text = String::from(&token[..end]);
+                text.replace_range(index..=index, bad.encode_utf8(&mut [0; 4]));
+                let expected = bad == '=' && index == end - 1 && end > 1;
+                assert_eq!(is_b64token(&text), expected, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn b64token_characters() {
+        for byte in 0u8..=127 {
+            let text = alloc::format!("a{}", char::from(byte));
+            let expected = byte.is_ascii_alphanumeric() || b"-._~+/=".contains(&byte);
+            assert_eq!(is_b64token(&text), expected, "byte {byte}");
+        }
+        assert!(is_b64token("ab=="));
+        assert!(!is_b64token("a=b"), "`=` only at the end");
+        assert!(!is_b64token("=="), "padding alone");
+        assert!(!is_b64token("a\u{e9}"), "non-ASCII");
     }
 
     #[test]

@@ -368,9 +368,13 @@ pub fn check_identity(claims: &Claims, policy: &Policy) -> Result<(), VerifyErro
 /// [`VerifyError::InsufficientScope`] or [`VerifyError::InsufficientRole`] naming what is
 /// missing; [`ParseError::Claims`] when the role claim has the wrong type.
 pub fn check_authorization(claims: &Claims, policy: &Policy) -> Result<(), VerifyError> {
-    let scopes: Vec<&str> = claims.scopes.iter().map(String::as_str).collect();
-    if let Some(missing) = policy.scopes.missing(&scopes) {
-        return Err(VerifyError::InsufficientScope { missing });
+    // Most policies require no scope; they skip listing the token's.
+    let scopes_required = !policy.scopes.all_of.is_empty() || !policy.scopes.any_of.is_empty();
+    if scopes_required {
+        let scopes: Vec<&str> = claims.scopes.iter().map(String::as_str).collect();
+        if let Some(missing) = policy.scopes.missing(&scopes) {
+            return Err(VerifyError::InsufficientScope { missing });
+        }
     }
     if let Some(roles) = &policy.roles {
         let present = match roles.claim.lookup(&claims.all) {

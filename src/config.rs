@@ -424,8 +424,11 @@ fn compile_provider(name: &str, config: &ProviderConfig) -> Result<Provider, Con
     }
     // Introspection first: its mode decides whether `algorithms` may be empty.
     let introspection = config.introspection.as_ref().map(|introspection| compile_introspection(&prefix, introspection)).transpose()?;
-    let policy = config.compile(&prefix)?;
     let introspection_only = introspection.as_ref().is_some_and(|settings| settings.mode == IntrospectionMode::Only);
+    if introspection_only {
+        reject_jwt_only_checks(&prefix, config)?;
+    }
+    let policy = config.compile(&prefix)?;
     let keys = match (&config.local_jwks, &config.remote_jwks) {
         (None, None) if introspection_only => KeySource::IntrospectionOnly,
         (Some(_), _) | (_, Some(_)) if introspection_only => {
@@ -485,6 +488,34 @@ fn compile_provider(name: &str, config: &ProviderConfig) -> Result<Provider, Con
         introspection,
         revocation_list: config.revocation_list.as_ref().map(|list| compile_revocation_list(&prefix, list)).transpose()?,
     })
+}
+
+/// Rejects the fields that check what only a JWT has, for a provider that verifies no JWT
+/// (`introspection.mode` "only"): an introspection answer has no JOSE header, so they would
+/// be skipped without a word.
+fn reject_jwt_only_checks(prefix: &str, config: &ProviderConfig) -> Result<(), ConfigError> {
+    const ONLY: &str = "a provider with `introspection.mode` \"only\" verifies no JWT";
+    if config.token_type.is_some() {
+        return Err(ConfigError::invalid(
+            alloc::format!("{prefix}.token_type"),
+            alloc::format!("checks the `typ` header of a JWT, and {ONLY}: remove it, or use mode \"after_jwt\""),
+        ));
+    }
+    if config.token_type_claim.is_some() {
+        return Err(ConfigError::invalid(
+            alloc::format!("{prefix}.token_type_claim"),
+            alloc::format!("applies to JWTs only, and {ONLY}: require the answer's member with `required_claims` instead"),
+        ));
+    }
+    if config.profile.is_some() {
+        return Err(ConfigError::invalid(
+            alloc::format!("{prefix}.profile"),
+            alloc::format!(
+                "requires the `typ` header `at+jwt` of an RFC 9068 JWT, and {ONLY}: remove it, and list the members the answer must have in `required_claims`"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Longest `dpop.max_age` and `dpop.nonce.lifetime`, in seconds.

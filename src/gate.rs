@@ -38,6 +38,7 @@ pub mod cache;
 pub mod dpop;
 pub mod state;
 
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -55,7 +56,7 @@ use crate::introspection::{self, IntrospectionAnswer};
 use crate::jwks::KeySet;
 use crate::verify::{verify_token, VerifiedToken};
 
-pub use cache::TokenCache;
+pub use cache::{TokenCache, TokenHash};
 pub use state::{GateState, IntrospectionLookup, KeyLookup, ListLookup};
 
 /// The parts of a request the gate reads.
@@ -70,7 +71,7 @@ pub struct RequestParts<'a> {
     /// `:authority`.
     pub authority: &'a str,
     /// Headers with lower-case names, repeated names kept in order.
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [(&'a str, &'a str)],
 }
 
 /// State for a gate whose providers all have local keys and use no revocation list,
@@ -158,11 +159,12 @@ impl Authenticated {
     }
 }
 
+/// Where a token was found: the name of its header, query parameter or cookie.
 #[derive(Debug)]
-enum Found {
-    Header(String),
-    Param(String),
-    Cookie(String),
+enum Found<'r> {
+    Header(&'r str),
+    Param(&'r str),
+    Cookie(&'r str),
 }
 
 /// How the client presented a token in `Authorization`.
@@ -175,16 +177,16 @@ enum Scheme {
 }
 
 #[derive(Debug)]
-struct Presented {
+struct Presented<'r> {
     token: Authenticated,
-    found: Found,
+    found: Found<'r>,
     proof: Option<VerifiedProof>,
 }
 
 #[derive(Debug)]
-enum Outcome {
+enum Outcome<'r> {
     Missing,
-    Verified(Presented),
+    Verified(Presented<'r>),
     Failed(VerifyError),
     Pending,
 }
@@ -224,9 +226,18 @@ struct Evaluator<'g, 'r, K: GateState> {
     cache: &'r mut TokenCache,
     now: u64,
     final_attempt: bool,
-    outcomes: Vec<Option<Outcome>>,
-    /// Per provider: whether its token came as `Authorization: DPoP`.
-    dpop_presented: Vec<bool>,
+    /// Per provider, filled in as the requirement asks for it.
+    slots: Vec<Slot<'r>>,
+    /// The last token that [`extract`] hashed for a cache lookup, with its hash.
+    hashed_token: Option<(&'r str, TokenHash)>,
+}
+
+/// A provider's outcome once checked, and how its token was presented.
+#[derive(Default)]
+struct Slot<'r> {
+    outcome: Option<Outcome<'r>>,
+    /// The token came as `Authorization: DPoP`.
+    dpop_presented: bool,
 }
 
 impl Gate {
@@ -252,17 +263,20 @@ impl Gate {
         now: u64,
         final_attempt: bool,
     ) -> Decision {
-        let mut allowed = Allowed { remove_headers: self.output_headers.clone(), ..Allowed::default() };
+        // Room for the token's header and `dpop`, which a verified request removes too.
+        let mut remove_headers = Vec::with_capacity(self.output_headers.len() + 2);
+        remove_headers.extend(self.output_headers.iter().cloned());
+        let mut allowed = Allowed { remove_headers, ..Allowed::default() };
         if self.bypass_cors_preflight && is_cors_preflight(&request) {
             allowed.cors_preflight = true;
             return Decision::Allow(allowed);
         }
         let requirement = match &self.rules {
-            None => Some(Requirement::Any((0..self.providers.len()).map(Requirement::Provider).collect())),
+            None => Some(Cow::Owned(Requirement::Any((0..self.providers.len()).map(Requirement::Provider).collect()))),
             Some(rules) => rules
                 .iter()
                 .find(|rule| rule.matches(request.method, request.path))
-                .and_then(|rule| rule.requires.clone()),
+                .and_then(|rule| rule.requires.as_ref().map(Cow::Borrowed)),
         };
         let Some(requirement) = requirement else { return Decision::Allow(allowed) };
         let mut evaluator = Evaluator {
@@ -272,10 +286,10 @@ impl Gate {
             cache,
             now,
             final_attempt,
-            outcomes: (0..self.providers.len()).map(|_| None).collect(),
-            dpop_presented: alloc::vec![false; self.providers.len()],
+            slots: (0..self.providers.len()).map(|_| Slot::default()).collect(),
+            hashed_token: None,
         };
-        let tolerant = matches!(requirement, Requirement::AllowMissingOrFailed);
+        let tolerant = matches!(*requirement, Requirement::AllowMissingOrFailed);
         match evaluator.evaluate(&requirement) {
             Evaluation::Pass(mut verified) => {
                 // The decision is final: record the DPoP proofs of the providers that let
@@ -352,10 +366,10 @@ fn is_cors_preflight(request: &RequestParts<'_>) -> bool {
 }
 
 fn header<'a>(request: &RequestParts<'a>, name: &str) -> Option<&'a str> {
-    request.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    request.headers.iter().find(|(key, _)| *key == name).map(|(_, value)| *value)
 }
 
-impl<K: GateState> Evaluator<'_, '_, K> {
+impl<'r, K: GateState> Evaluator<'_, 'r, K> {
     fn evaluate(&mut self, requirement: &Requirement) -> Evaluation {
         match requirement {
             Requirement::Provider(index) => match self.outcome(*index) {
@@ -402,7 +416,7 @@ impl<K: GateState> Evaluator<'_, '_, K> {
                 if pending.is_empty() { Evaluation::Pass(verified) } else { Evaluation::Pending(pending) }
             }
             Requirement::AllowMissing | Requirement::AllowMissingOrFailed => {
-                let tolerant = matches!(requirement, Requirement::AllowMissingOrFailed);
+                let tolerant = matches!(*requirement, Requirement::AllowMissingOrFailed);
                 let mut pending = Vec::new();
                 let mut failure = None;
                 for index in 0..self.gate.providers.len() {
@@ -426,28 +440,44 @@ impl<K: GateState> Evaluator<'_, '_, K> {
         }
     }
 
-    fn outcome(&mut self, index: usize) -> &Outcome {
-        if self.outcomes.get(index).is_some_and(Option::is_none) {
+    fn outcome(&mut self, index: usize) -> &Outcome<'r> {
+        if self.slots.get(index).is_some_and(|slot| slot.outcome.is_none()) {
             let outcome = self.verify_provider(index);
-            if let Some(slot) = self.outcomes.get_mut(index) {
-                *slot = Some(outcome);
+            if let Some(slot) = self.slots.get_mut(index) {
+                slot.outcome = Some(outcome);
             }
         }
-        match self.outcomes.get(index) {
-            Some(Some(outcome)) => outcome,
-            _ => &Outcome::Missing,
-        }
+        self.checked(index).unwrap_or(&Outcome::Missing)
     }
 
-    fn verify_provider(&mut self, index: usize) -> Outcome {
+    /// Returns a provider's outcome if it was checked.
+    fn checked(&self, index: usize) -> Option<&Outcome<'r>> {
+        self.slots.get(index).and_then(|slot| slot.outcome.as_ref())
+    }
+
+    fn verify_provider(&mut self, index: usize) -> Outcome<'r> {
         let Some(provider) = self.gate.providers.get(index) else { return Outcome::Missing };
-        let (token, found, scheme) = match extract(provider, &self.request) {
+        // A token the cache holds passed the `b64token` check when it was stored, so a
+        // cache hit spares that scan; the hash is kept for the lookup in `verify_cached`.
+        let cache = &*self.cache;
+        let mut hashed = None;
+        let mut known = |token: &'r str| {
+            if !cache.is_enabled() || matches!(provider.keys, KeySource::IntrospectionOnly) {
+                return false;
+            }
+            let hash = cache.hash_token(token);
+            hashed = Some((token, hash));
+            cache.contains(index, &hash)
+        };
+        let extracted = extract(provider, &self.request, &mut known);
+        self.hashed_token = hashed;
+        let (token, found, scheme) = match extracted {
             Ok(None) => return Outcome::Missing,
             Ok(Some(found)) => found,
             Err(error) => return Outcome::Failed(error),
         };
-        if let Some(presented) = self.dpop_presented.get_mut(index) {
-            *presented = scheme == Scheme::Dpop;
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.dpop_presented = scheme == Scheme::Dpop;
         }
         match self.check_presented(index, provider, &token, scheme) {
             Ok((token, proof)) => Outcome::Verified(Presented { token, found, proof }),
@@ -506,13 +536,15 @@ impl<K: GateState> Evaluator<'_, '_, K> {
     fn authenticate(&mut self, index: usize, provider: &Provider, token: &str) -> Result<Authenticated, Stop> {
         let now = self.now;
         let final_attempt = self.final_attempt;
+        // The same slice of the request, not only equal text, so the hash is the token's.
+        let hash = self.hashed_token.filter(|(hashed, _)| core::ptr::eq(*hashed, token)).map(|(_, hash)| hash);
         let jwt = match &provider.keys {
             KeySource::IntrospectionOnly => None,
             // Local keys never change while the gate lives: version 0.
-            KeySource::Local(set) => Some(verify_cached(self.cache, provider, index, token, set, 0, now)?),
+            KeySource::Local(set) => Some(verify_cached(self.cache, provider, index, token, hash, set, 0, now)?),
             KeySource::Remote(_) => {
                 let result = match self.keys.lookup(index) {
-                    KeyLookup::Ready { keys, version } => verify_cached(self.cache, provider, index, token, keys, version, now),
+                    KeyLookup::Ready { keys, version } => verify_cached(self.cache, provider, index, token, hash, keys, version, now),
                     KeyLookup::Pending if !final_attempt => return Err(Stop::Pending),
                     KeyLookup::Pending => Err(VerifyError::JwksUnavailable {
                         reason: String::from("timed out waiting for the key set"),
@@ -574,7 +606,8 @@ impl<K: GateState> Evaluator<'_, '_, K> {
     fn record_proofs(&mut self, verified: &[usize]) -> Vec<(usize, VerifyError)> {
         let mut failures = Vec::new();
         for &index in verified {
-            let (Some(provider), Some(Some(Outcome::Verified(presented)))) = (self.gate.providers.get(index), self.outcomes.get(index)) else {
+            let checked = self.slots.get(index).and_then(|slot| slot.outcome.as_ref());
+            let (Some(provider), Some(Outcome::Verified(presented))) = (self.gate.providers.get(index), checked) else {
                 continue;
             };
             let (Some(proof), Some(settings)) = (&presented.proof, &provider.dpop) else { continue };
@@ -593,14 +626,15 @@ impl<K: GateState> Evaluator<'_, '_, K> {
     fn denial_context(&mut self, provider: Option<usize>) -> DenialContext {
         let Some(index) = provider else { return DenialContext::default() };
         let nonce = self.nonce_issuer(index).ok().flatten().map(|issuer| issuer.current(self.now));
-        DenialContext { dpop_presented: self.dpop_presented.get(index).copied().unwrap_or(false), nonce }
+        DenialContext { dpop_presented: self.slots.get(index).is_some_and(|slot| slot.dpop_presented), nonce }
     }
 
     fn apply_outputs(&mut self, verified: &[usize], allowed: &mut Allowed) {
-        let mut path = String::from(self.request.path);
+        // The path and the cookies change only when a token is removed from them.
+        let mut path: Option<String> = None;
         let mut cookie_header: Option<String> = None;
         for &index in verified {
-            let presented_with_proof = matches!(self.outcomes.get(index), Some(Some(Outcome::Verified(Presented { proof: Some(_), .. }))));
+            let presented_with_proof = matches!(self.checked(index), Some(Outcome::Verified(Presented { proof: Some(_), .. })));
             if presented_with_proof {
                 // A fresh nonce with every response keeps clients from needing a retry when
                 // the one they hold ages out.
@@ -610,8 +644,8 @@ impl<K: GateState> Evaluator<'_, '_, K> {
                     }
                 }
             }
-            let (Some(provider), Some(Some(Outcome::Verified(Presented { token, found, proof })))) =
-                (self.gate.providers.get(index), self.outcomes.get(index))
+            let (Some(provider), Some(Outcome::Verified(Presented { token, found, proof }))) =
+                (self.gate.providers.get(index), self.checked(index))
             else {
                 continue;
             };
@@ -632,18 +666,18 @@ impl<K: GateState> Evaluator<'_, '_, K> {
             }
             match found {
                 Found::Header(name) => {
-                    if !allowed.remove_headers.contains(name) {
-                        allowed.remove_headers.push(name.clone());
+                    if !allowed.remove_headers.iter().any(|removed| removed == name) {
+                        allowed.remove_headers.push((*name).to_string());
                     }
                 }
-                Found::Param(name) => path = remove_query_param(&path, name),
+                Found::Param(name) => path = Some(remove_query_param(path.as_deref().unwrap_or(self.request.path), name)),
                 Found::Cookie(name) => {
                     let current = cookie_header.take().unwrap_or_else(|| cookies_joined(&self.request));
                     cookie_header = Some(remove_cookie(&current, name));
                 }
             }
         }
-        if path != self.request.path {
+        if let Some(path) = path.filter(|path| path != self.request.path) {
             allowed.set_headers.push((String::from(":path"), path));
         }
         if let Some(cookies) = cookie_header {
@@ -657,11 +691,13 @@ impl<K: GateState> Evaluator<'_, '_, K> {
 
 /// Verifies a token, or takes it from the cache when `keys` (version `key_version`)
 /// verified it before. On a hit the policy's time checks run again at `now`.
+#[allow(clippy::too_many_arguments)]
 fn verify_cached(
     cache: &mut TokenCache,
     provider: &Provider,
     index: usize,
     token: &str,
+    hash: Option<TokenHash>,
     keys: &KeySet,
     key_version: u64,
     now: u64,
@@ -670,13 +706,13 @@ fn verify_cached(
         return verify_token(token, keys, &provider.policy, now).map(Arc::new);
     }
     let now_seconds = i64::try_from(now).unwrap_or(i64::MAX);
-    let digest = TokenCache::digest(token);
-    if let Some(hit) = cache.get(index, &digest, key_version, now_seconds) {
+    let hash = hash.unwrap_or_else(|| cache.hash_token(token));
+    if let Some(hit) = cache.get(index, &hash, key_version, now_seconds) {
         claims::check_time(hit.claims(), &provider.policy, now_seconds)?;
         return Ok(hit);
     }
     let verified = Arc::new(verify_token(token, keys, &provider.policy, now)?);
-    cache.insert(index, digest, key_version, Arc::clone(&verified), claims_bytes(token), now_seconds);
+    cache.insert(index, hash, key_version, Arc::clone(&verified), claims_bytes(token), now_seconds);
     Ok(verified)
 }
 
@@ -691,7 +727,7 @@ fn claims_bytes(token: &str) -> usize {
 fn header_value(value: &Value) -> Option<String> {
     let text = match value {
         Value::Null => return None,
-        Value::String(text) => text.clone(),
+        Value::String(text) => return Some(without_controls(text)),
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
@@ -702,36 +738,47 @@ fn header_value(value: &Value) -> Option<String> {
             .join(","),
         other => other.to_string(),
     };
-    Some(text.chars().map(|character| if character.is_control() { ' ' } else { character }).collect())
+    Some(without_controls(&text))
+}
+
+/// Copies `text` with control characters replaced by spaces.
+fn without_controls(text: &str) -> String {
+    text.chars().map(|character| if character.is_control() { ' ' } else { character }).collect()
 }
 
 /// Finds the provider's token and how it was presented; more than one token is an error.
 /// Providers with DPoP settings also read `Authorization: DPoP <token>`.
-fn extract(provider: &Provider, request: &RequestParts<'_>) -> Result<Option<(String, Found, Scheme)>, VerifyError> {
-    let mut found: Option<(String, Found, Scheme)> = None;
-    let mut record = |token: &str, location: Found, scheme: Scheme| -> Result<(), VerifyError> {
+///
+/// `known` answers whether the cache holds a token, which then needs no `b64token` scan.
+fn extract<'r>(
+    provider: &Provider,
+    request: &RequestParts<'r>,
+    known: &mut dyn FnMut(&'r str) -> bool,
+) -> Result<Option<(Cow<'r, str>, Found<'r>, Scheme)>, VerifyError> {
+    let mut found: Option<(Cow<'r, str>, Found<'r>, Scheme)> = None;
+    let mut record = |token: Cow<'r, str>, location: Found<'r>, scheme: Scheme| -> Result<(), VerifyError> {
         if found.is_some() {
             return Err(VerifyError::MultipleTokens);
         }
-        found = Some((token.to_string(), location, scheme));
+        found = Some((token, location, scheme));
         Ok(())
     };
     for source in &provider.sources.headers {
         let prefix = source.value_prefix.as_deref().unwrap_or("");
         for (name, value) in request.headers.iter().filter(|(name, _)| *name == source.name) {
-            match bearer::parse_with_prefix(value, prefix) {
+            match bearer::parse_with_prefix_checked_by(value, prefix, |token| known(token) || bearer::is_b64token(token)) {
                 Credential::Absent => {}
-                Credential::Token(token) => record(token, Found::Header(name.clone()), Scheme::Bearer)?,
-                Credential::Malformed => return Err(VerifyError::MalformedCredential { location: name.clone() }),
+                Credential::Token(token) => record(Cow::Borrowed(token), Found::Header(name), Scheme::Bearer)?,
+                Credential::Malformed => return Err(VerifyError::MalformedCredential { location: (*name).to_string() }),
             }
         }
     }
     if provider.dpop.is_some() {
-        for (name, value) in request.headers.iter().filter(|(name, _)| name == "authorization") {
-            match bearer::parse_authorization(value, "DPoP") {
+        for (name, value) in request.headers.iter().filter(|(name, _)| *name == "authorization") {
+            match bearer::parse_authorization_checked_by(value, "DPoP", |token| known(token) || bearer::is_b64token(token)) {
                 Credential::Absent => {}
-                Credential::Token(token) => record(token, Found::Header(name.clone()), Scheme::Dpop)?,
-                Credential::Malformed => return Err(VerifyError::MalformedCredential { location: name.clone() }),
+                Credential::Token(token) => record(Cow::Borrowed(token), Found::Header(name), Scheme::Dpop)?,
+                Credential::Malformed => return Err(VerifyError::MalformedCredential { location: (*name).to_string() }),
             }
         }
     }
@@ -743,13 +790,13 @@ fn extract(provider: &Provider, request: &RequestParts<'_>) -> Result<Option<(St
                     let token = percent_decode(value)
                         .filter(|token| bearer::is_b64token(token))
                         .ok_or_else(|| VerifyError::MalformedCredential { location: name.to_string() })?;
-                    record(&token, Found::Param(name.to_string()), Scheme::Bearer)?;
+                    record(Cow::Owned(token), Found::Param(name), Scheme::Bearer)?;
                 }
             }
         }
     }
     if !provider.sources.cookies.is_empty() {
-        for (_, value) in request.headers.iter().filter(|(name, _)| name == "cookie") {
+        for (_, value) in request.headers.iter().filter(|(name, _)| *name == "cookie") {
             for pair in value.split(';') {
                 let (name, token) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
                 if provider.sources.cookies.iter().any(|wanted| wanted == name) {
@@ -757,7 +804,7 @@ fn extract(provider: &Provider, request: &RequestParts<'_>) -> Result<Option<(St
                     if !bearer::is_b64token(token) {
                         return Err(VerifyError::MalformedCredential { location: name.to_string() });
                     }
-                    record(token, Found::Cookie(name.to_string()), Scheme::Bearer)?;
+                    record(Cow::Borrowed(token), Found::Cookie(name), Scheme::Bearer)?;
                 }
             }
         }
@@ -796,8 +843,8 @@ fn cookies_joined(request: &RequestParts<'_>) -> String {
     request
         .headers
         .iter()
-        .filter(|(name, _)| name == "cookie")
-        .map(|(_, value)| value.as_str())
+        .filter(|(name, _)| *name == "cookie")
+        .map(|(_, value)| *value)
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -862,18 +909,19 @@ mod tests {
         KeySet::from_json(jwks.as_bytes(), crate::jwks::KeySetOptions { allow_symmetric: true }).unwrap()
     }
 
-    fn bearer(token: &str) -> [(String, String); 1] {
-        [(String::from("authorization"), alloc::format!("Bearer {token}"))]
+    fn bearer(token: &str) -> String {
+        alloc::format!("Bearer {token}")
     }
 
-    fn parts(headers: &[(String, String)]) -> RequestParts<'_> {
+    fn parts<'a>(headers: &'a [(&'a str, &'a str)]) -> RequestParts<'a> {
         RequestParts { method: "GET", path: "/a", scheme: "https", authority: "api.example", headers }
     }
 
     #[test]
     fn final_attempt_never_pending() {
         let gate = remote_gate();
-        let headers = bearer(&hs256(r#"{"exp":2000}"#));
+        let authorization = bearer(&hs256(r#"{"exp":2000}"#));
+        let headers = [("authorization", authorization.as_str())];
         let mut keys = TestKeys { keys: None, version: 0 };
         assert!(matches!(gate.decide(parts(&headers), &mut keys, 1000, false), Decision::Pending { .. }));
         match gate.decide(parts(&headers), &mut keys, 1000, true) {
@@ -888,9 +936,10 @@ mod tests {
     #[test]
     fn cache_hit_rechecks_time_and_key_version() {
         let gate = remote_gate();
-        let headers = bearer(&hs256(r#"{"exp":2000}"#));
+        let authorization = bearer(&hs256(r#"{"exp":2000}"#));
+        let headers = [("authorization", authorization.as_str())];
         let mut keys = TestKeys { keys: Some(secret_set()), version: 1 };
-        let mut cache = TokenCache::new(gate.cache_limits);
+        let mut cache = TokenCache::new(gate.cache_limits, [7; cache::HASH_KEY_BYTES]);
         assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1000, false), Decision::Allow(_)));
         assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1001, false), Decision::Allow(_)));
         assert_eq!(cache.take_stats(), cache::CacheStats { hits: 1, misses: 1 });
@@ -916,7 +965,7 @@ mod tests {
             "claim_to_headers":[{"header_name":"X-Sub","claim_name":"sub"}]}},
             "rules":[{"match":{"prefix":"/a"}}],"bypass_cors_preflight":true}"#)
         .unwrap();
-        let headers = [(String::from("x-sub"), String::from("spoofed"))];
+        let headers = [("x-sub", "spoofed")];
         let Decision::Allow(allowed) = gate.decide(parts(&headers), &mut NoRemoteKeys, 1000, false) else {
             panic!("expected the unprotected path to pass");
         };

@@ -8,10 +8,10 @@
 //! tells them, per token, whether to use a cached answer, call the endpoint, or fail.
 //!
 //! Failures follow the rules of remote key sets ([`crate::keycache`]): a failed call is
-//! retried after a backoff of 1 s doubling to 5 min, and while the endpoint fails an answer
-//! past its `cache_duration` keeps serving for `stale_if_error` (default 0, because a stale
-//! answer hides a revocation). Without a usable answer the request fails closed with
-//! `introspection_unavailable`.
+//! retried after a backoff of 1 s doubling to 5 min. During the backoff an answer past its
+//! `cache_duration` keeps serving, for at most `stale_if_error` (default 0, because a stale
+//! answer hides a revocation); after it, the endpoint is asked again. Without a usable
+//! answer the request fails closed with `introspection_unavailable`.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -411,11 +411,20 @@ impl IntrospectionCache {
 }
 
 /// The failure state of one introspection endpoint.
+///
+/// Copies of the state in several processes (Envoy workers) share failures with
+/// [`EndpointHealth::adopt_failure`] and recoveries with [`EndpointHealth::adopt_success`].
+/// Both carry the time of the call they report, and a state never gives way to one older
+/// than what it knows, so a failure that a later success ended is not adopted again.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EndpointHealth {
     failures: u32,
     retry_at_ms: u64,
     last_error: Option<String>,
+    /// When the last failure known here happened; 0 before any.
+    failed_at_ms: u64,
+    /// When the last success known here happened; 0 before any.
+    succeeded_at_ms: u64,
 }
 
 impl EndpointHealth {
@@ -425,23 +434,45 @@ impl EndpointHealth {
         self.failures = self.failures.saturating_add(1);
         self.retry_at_ms = now_ms.saturating_add(backoff_delay_ms(self.failures, jitter));
         self.last_error = Some(reason);
+        self.failed_at_ms = self.failed_at_ms.max(now_ms);
     }
 
-    /// Adopts a failure another process recorded, unless this one knows a later state.
-    /// Returns whether anything changed.
-    pub fn adopt_failure(&mut self, reason: String, retry_at_ms: u64, failures: u32) -> bool {
-        if retry_at_ms <= self.retry_at_ms {
+    /// Adopts a failure another process recorded at `failed_at_ms`, with its retry time
+    /// and failure count, unless this state knows a success at or after it, or knows the
+    /// failure already. Returns whether anything changed.
+    pub fn adopt_failure(&mut self, reason: &str, failed_at_ms: u64, retry_at_ms: u64, failures: u32) -> bool {
+        if failed_at_ms <= self.succeeded_at_ms {
             return false;
         }
+        if failed_at_ms <= self.failed_at_ms && retry_at_ms <= self.retry_at_ms && failures <= self.failures {
+            return false;
+        }
+        if failed_at_ms >= self.failed_at_ms || self.last_error.is_none() {
+            self.last_error = Some(String::from(reason));
+        }
         self.failures = self.failures.max(failures);
-        self.retry_at_ms = retry_at_ms;
-        self.last_error = Some(reason);
+        self.retry_at_ms = self.retry_at_ms.max(retry_at_ms);
+        self.failed_at_ms = self.failed_at_ms.max(failed_at_ms);
         true
     }
 
-    /// Records a successful call.
-    pub fn record_success(&mut self) {
-        *self = Self::default();
+    /// Records a successful call at `now_ms`: the endpoint works again.
+    pub fn record_success(&mut self, now_ms: u64) {
+        self.failures = 0;
+        self.retry_at_ms = 0;
+        self.last_error = None;
+        self.succeeded_at_ms = self.succeeded_at_ms.max(now_ms);
+    }
+
+    /// Adopts a success another process recorded at `succeeded_at_ms`, unless this state
+    /// knows a later failure or the success already. Returns whether anything changed.
+    pub fn adopt_success(&mut self, succeeded_at_ms: u64) -> bool {
+        if succeeded_at_ms < self.failed_at_ms || succeeded_at_ms <= self.succeeded_at_ms {
+            return false;
+        }
+        let changed = self.failing();
+        self.record_success(succeeded_at_ms);
+        changed
     }
 
     /// Whether the last call failed.
@@ -484,14 +515,15 @@ pub enum NextStep {
 /// Decides, from what the cache holds and the endpoint's state at `now_ms`, whether an
 /// answer can be used, the endpoint must be called, or the request must fail.
 ///
-/// A fresh answer is used. A stale answer is used only while the endpoint is failing;
-/// otherwise the endpoint is called again. While the endpoint backs off from failures and
-/// no answer is usable, the request fails at once instead of waiting.
+/// A fresh answer is used. While the endpoint backs off from a failed call, a stale answer
+/// is used, and without a usable answer the request fails at once instead of waiting.
+/// Otherwise the endpoint is called: once the backoff is over, a stale answer serves only
+/// if that call fails too, so a working endpoint is always asked again.
 pub fn next_step(cached: Cached, health: &EndpointHealth, now_ms: u64) -> NextStep {
     match cached {
         Cached::Fresh(answer) => NextStep::Use(answer),
-        Cached::Stale(answer) if health.failing() => NextStep::Use(answer),
-        Cached::Stale(_) | Cached::Missing if health.backing_off(now_ms) => {
+        Cached::Stale(answer) if health.backing_off(now_ms) => NextStep::Use(answer),
+        Cached::Missing if health.backing_off(now_ms) => {
             NextStep::Fail(health.last_error().map_or_else(|| String::from("the introspection endpoint is failing"), ToString::to_string))
         }
         Cached::Stale(_) | Cached::Missing => NextStep::Call,
@@ -612,7 +644,37 @@ mod tests {
         assert!(matches!(next_step(Cached::Stale(Arc::clone(&answer)), &health, 10), NextStep::Use(_)), "stale serves while failing");
         assert!(matches!(next_step(Cached::Missing, &health, 10), NextStep::Fail(reason) if reason == "status 503"));
         assert!(matches!(next_step(Cached::Missing, &health, 1_000), NextStep::Call), "after the backoff");
-        health.record_success();
+        assert!(
+            matches!(next_step(Cached::Stale(Arc::clone(&answer)), &health, 1_000), NextStep::Call),
+            "after the backoff the endpoint is asked again before a stale answer serves"
+        );
+        health.record_success(1_000);
         assert!(!health.failing());
+    }
+
+    #[test]
+    fn health_ignores_failure_older_than_success() {
+        let mut health = EndpointHealth::default();
+        assert!(health.adopt_failure("status 503", 100, 1_100, 1));
+        assert!(health.failing());
+        assert!(!health.adopt_failure("status 503", 100, 1_100, 1), "the same failure twice changes nothing");
+        health.record_success(2_000);
+        assert!(!health.adopt_failure("status 503", 100, 1_100, 1), "a failure before the success stays over");
+        assert!(!health.failing());
+        assert!(health.adopt_failure("timed out", 2_500, 3_500, 1), "a later failure counts");
+        assert_eq!(health.last_error(), Some("timed out"));
+    }
+
+    #[test]
+    fn health_adopts_recovery_of_other_process() {
+        let mut health = EndpointHealth::default();
+        health.record_failure(String::from("status 503"), 100, 0.0);
+        assert!(!health.adopt_success(50), "a success before the failure changes nothing");
+        assert!(health.failing());
+        assert!(health.adopt_success(200));
+        assert!(!health.failing());
+        assert!(!health.backing_off(150));
+        assert!(!health.adopt_failure("status 503", 100, 1_100, 1), "the failure it ended is not adopted again");
+        assert!(!health.adopt_success(200), "the same success twice changes nothing");
     }
 }

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 /// Deepest nesting of arrays and objects accepted, counting the outermost object as 1.
@@ -126,14 +127,18 @@ impl<'de> Visitor<'de> for StrictValue {
         let depth = self.nested()?;
         let mut map = Map::new();
         while let Some(name) = access.next_key::<String>()? {
-            if map.contains_key(&name) {
-                return Err(de::Error::custom(format!(
-                    "duplicate member {}",
-                    crate::error::Quoted(&name)
-                )));
+            // One search of the map finds a duplicate and the place for a new member.
+            match map.entry(name) {
+                Entry::Occupied(member) => {
+                    return Err(de::Error::custom(format!(
+                        "duplicate member {}",
+                        crate::error::Quoted(member.key())
+                    )));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(access.next_value_seed(StrictValue { depth })?);
+                }
             }
-            let value = access.next_value_seed(StrictValue { depth })?;
-            map.insert(name, value);
         }
         Ok(Value::Object(map))
     }

@@ -26,6 +26,11 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Most entries accepted in one set.
 pub const MAX_KEYS: usize = 64;
 
+/// Ed25519 keys per set that get verification tables (crate feature `ed25519-tables`):
+/// 110 KiB each, plus 110 KiB for the set. Identity providers publish one to three keys
+/// at a time; keys after these verify without tables.
+pub const MAX_ED25519_TABLES: usize = 4;
+
 /// Smallest RSA modulus accepted, in bits ([RFC 7518 §3.3](https://www.rfc-editor.org/rfc/rfc7518#section-3.3)).
 pub const MIN_RSA_BITS: usize = 2048;
 
@@ -62,8 +67,9 @@ pub enum PublicKey {
     /// A secp256k1 point.
     #[cfg(feature = "es256k")]
     Secp256k1(k256::ecdsa::VerifyingKey),
-    /// An Ed25519 public key.
-    Ed25519(ed25519_dalek::VerifyingKey),
+    /// An Ed25519 public key, with a verification table in key sets when the crate
+    /// feature `ed25519-tables` is on.
+    Ed25519(alg::eddsa::Ed25519VerifyingKey),
     /// An HMAC secret.
     Oct(Secret),
 }
@@ -298,12 +304,33 @@ impl KeySet {
         if !usable {
             return Err(KeySetError::NoUsableKey { skipped: skipped.len() + keys.len() });
         }
-        Ok(Self { keys, skipped })
+        Ok(Self::prepared(keys, skipped))
     }
 
     /// Builds a set from keys already imported.
     pub fn from_keys(keys: Vec<Jwk>) -> Self {
-        Self { keys, skipped: Vec::new() }
+        Self::prepared(keys, Vec::new())
+    }
+
+    /// Builds a set, with the verification tables that only pay off for keys kept for
+    /// many tokens (see [`alg::eddsa`]).
+    fn prepared(mut keys: Vec<Jwk>, skipped: Vec<SkippedKey>) -> Self {
+        // The first Ed25519 key's basepoint table serves the others. Only the first
+        // MAX_ED25519_TABLES keys get tables, which bounds the memory and the time a set
+        // takes to prepare; the others verify without.
+        let mut first_ed25519: Option<alg::eddsa::Ed25519VerifyingKey> = None;
+        let mut prepared = 0;
+        for jwk in &mut keys {
+            if let PublicKey::Ed25519(key) = &mut jwk.key {
+                if prepared == MAX_ED25519_TABLES {
+                    break;
+                }
+                key.precompute(first_ed25519.as_ref());
+                prepared += 1;
+                first_ed25519.get_or_insert_with(|| key.clone());
+            }
+        }
+        Self { keys, skipped }
     }
 
     /// The usable keys, in document order.
@@ -561,7 +588,7 @@ fn import_okp(members: &Map<String, Value>) -> Result<(PublicKey, String), Strin
         return Err(String::from("the Ed25519 key is a point of small order"));
     }
     let input = alloc::format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, Base64UrlUnpadded::encode_string(&x));
-    Ok((PublicKey::Ed25519(key), input))
+    Ok((PublicKey::Ed25519(alg::eddsa::Ed25519VerifyingKey::new(key)), input))
 }
 
 #[cfg(test)]

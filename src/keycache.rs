@@ -9,6 +9,8 @@
 //! - an unknown `kid` triggers one refetch, at most once per cooldown;
 //! - when refreshes fail, the last good set keeps serving for the stale-if-error window
 //!   after it expired; after that, and before any success, requests fail closed;
+//! - a set that outlived that window without a failed refresh (an idle edge worker, which
+//!   refreshes only when requests arrive) is fetched again, and requests wait for it;
 //! - failed fetches are retried with exponential backoff (1 s doubling to 5 min) plus up
 //!   to 20 % jitter supplied by the caller.
 //!
@@ -105,6 +107,10 @@ impl<T> DocumentCache<T> {
     }
 
     /// Returns what can be served at `now_ms`.
+    ///
+    /// Past the stale-if-error window, the reason is the last failure. A document that
+    /// expired with no failure since it was fetched gives `Nothing` without a reason, so
+    /// requests wait for the fetch [`Self::should_fetch`] now asks for.
     pub fn served(&self, now_ms: u64) -> Served<T> {
         match &self.set {
             Some(set) => {
@@ -114,7 +120,14 @@ impl<T> DocumentCache<T> {
                 } else if now_ms < expires.saturating_add(self.timing.stale_if_error_ms) {
                     Served::Stale(Arc::clone(set))
                 } else {
-                    Served::Nothing { reason: Some(self.last_error.clone().unwrap_or_else(|| String::from("the key set expired and could not be refreshed"))) }
+                    // Without a failure since the last success, nothing has tried to refresh
+                    // the document yet (an edge worker that was idle): requests wait for the
+                    // fetch that is now due, as before the first fetch.
+                    let reason = self.last_error.as_ref().map(|error| {
+                        let age_s = now_ms.saturating_sub(self.fetched_at_ms) / 1000;
+                        alloc::format!("the copy fetched {age_s} s ago expired and could not be refreshed: {error}")
+                    });
+                    Served::Nothing { reason }
                 }
             }
             None => Served::Nothing { reason: self.last_error.clone() },
@@ -318,6 +331,26 @@ mod tests {
         cache.fetch_failed(String::from("status 503"), 600_000, 0.0);
         assert!(matches!(cache.served(600_001), Served::Stale(_)));
         assert!(matches!(cache.served(4_200_000), Served::Nothing { .. }));
+    }
+
+    #[test]
+    fn expired_without_failure_waits_for_fetch() {
+        let mut cache = KeyCache::new(timing());
+        cache.fetch_succeeded(set(), 1, 0);
+        // Idle past cache duration + stale-if-error, with no refresh attempted.
+        let idle = 600_000 + 3_600_000 + 1;
+        assert!(matches!(cache.served(idle), Served::Nothing { reason: None }), "waits instead of failing");
+        assert!(cache.should_fetch(idle));
+        cache.fetch_started(idle);
+        cache.fetch_failed(String::from("status 503"), idle + 10, 0.0);
+        match cache.served(idle + 20) {
+            Served::Nothing { reason: Some(reason) } => {
+                assert_eq!(reason, "the copy fetched 4200 s ago expired and could not be refreshed: status 503");
+            }
+            other => panic!("expected the failure, got {other:?}"),
+        }
+        cache.fetch_succeeded(set(), 2, idle + 1_100);
+        assert!(matches!(cache.served(idle + 1_100), Served::Fresh(_)));
     }
 
     #[test]

@@ -457,7 +457,9 @@ pub struct ProviderConfig {
     /// Unset: `aud` is not checked.
     #[serde(default)]
     pub audiences: Option<Vec<String>>,
-    /// Allowed `alg` values. Required; `none` is never allowed.
+    /// Allowed `alg` values; `none` is never allowed. Required, except for a provider
+    /// that only introspects and verifies no JWT: there it may be left out (empty).
+    #[serde(default)]
     pub algorithms: Vec<String>,
     /// Allowance for clock differences in `exp`, `nbf` and `iat`; default 60, at most 600.
     #[serde(default)]

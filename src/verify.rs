@@ -158,7 +158,7 @@ pub fn verify_token(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Re
         claims::check_authorization(&claims, policy)?;
 
         Ok(VerifiedToken {
-            header: header.clone(),
+            header: untrusted.into_header(),
             claims,
             algorithm,
             kid: jwk.kid.clone(),

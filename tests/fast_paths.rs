@@ -1,6 +1,8 @@
 //! Differential tests of this crate's own signature arithmetic (src/alg/rsa.rs,
 //! src/alg/weierstrass.rs) against the reference implementations: the `rsa` 0.9 crate's
 //! RSASSA verification and the `p256`, `p384` and `p521` 0.13 crates' ECDSA verification.
+//! Ed25519 verification with tables (src/alg/eddsa.rs, crate feature `ed25519-tables`) is
+//! compared with `ed25519-dalek`'s `verify`; without the feature both sides are the latter.
 //!
 //! Every case asks both and expects the same answer, on the RFC vectors, on random keys,
 //! messages and signatures, and on hand-built edge cases: RSA signatures at or above the
@@ -15,13 +17,14 @@
 
 mod common;
 
-use common::{private_jwk, public_of, unb64};
+use common::{private_jwk, public_jwk, public_of, unb64};
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::elliptic_curve::bigint::ArrayEncoding as _;
 use p256::elliptic_curve::Curve as _;
 use portcullis::alg::rsa::{RsaHash, RsaPadding, RsaVerifyingKey};
 use portcullis::alg::weierstrass::{P256VerifyingKey, P384VerifyingKey, P521VerifyingKey};
+use portcullis::alg::eddsa::Ed25519VerifyingKey;
 use portcullis::alg::{self, Algorithm};
 use portcullis::jwks::{KeySet, KeySetOptions};
 use proptest::prelude::*;
@@ -616,4 +619,192 @@ fn rfc_vectors_match_reference() {
         checked += 1;
     }
     assert!(checked >= 3, "RSA and ECDSA vectors were checked");
+}
+
+// Ed25519.
+
+/// A signing key and its public key, with tables when the crate feature `ed25519-tables`
+/// is on.
+fn ed25519_key(secret: &[u8; 32]) -> (ed25519_dalek::SigningKey, Ed25519VerifyingKey) {
+    let signing = ed25519_dalek::SigningKey::from_bytes(secret);
+    let mut key = Ed25519VerifyingKey::new(signing.verifying_key());
+    key.precompute(None);
+    (signing, key)
+}
+
+fn ed25519_sign(signing: &ed25519_dalek::SigningKey, message: &[u8]) -> [u8; 64] {
+    use ed25519_dalek::Signer as _;
+    signing.sign(message).to_bytes()
+}
+
+/// Asserts that the table path answers as `ed25519-dalek` does; returns the answer.
+fn assert_ed25519_agrees(key: &Ed25519VerifyingKey, message: &[u8], signature: &[u8; 64], case: &str) -> bool {
+    let expected = key.verify_without_tables(message, signature);
+    assert_eq!(key.verify(message, signature), expected, "{case}");
+    expected
+}
+
+fn hex32(text: &str) -> [u8; 32] {
+    let bytes: Vec<u8> = (0..text.len()).step_by(2).map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex")).collect();
+    bytes.try_into().expect("32 bytes")
+}
+
+#[test]
+fn ed25519_tables_built_for_key_sets_only() {
+    let (_, key) = ed25519_key(&[7; 32]);
+    assert_eq!(key.has_tables(), cfg!(feature = "ed25519-tables"));
+    let public = public_jwk("K_ED25519");
+    let keys = KeySet::from_json(json!({ "keys": [public] }).to_string().as_bytes(), KeySetOptions::default()).expect("key set");
+    let portcullis::jwks::PublicKey::Ed25519(key) = &keys.keys()[0].key else { panic!("an Ed25519 key") };
+    assert_eq!(key.has_tables(), cfg!(feature = "ed25519-tables"));
+    let alone = portcullis::jwks::import(public.as_object().expect("object"), KeySetOptions::default()).expect("key imports");
+    let portcullis::jwks::PublicKey::Ed25519(key) = &alone.key else { panic!("an Ed25519 key") };
+    assert!(!key.has_tables(), "a key imported on its own, as a DPoP proof's, has no tables");
+}
+
+/// Only the first `MAX_ED25519_TABLES` Ed25519 keys of a set get tables, so a large set
+/// costs bounded memory; the others still verify.
+#[test]
+fn ed25519_tables_capped_per_key_set() {
+    let signing: Vec<ed25519_dalek::SigningKey> = (1..=6u8).map(|seed| ed25519_dalek::SigningKey::from_bytes(&[seed; 32])).collect();
+    let jwks: Vec<Value> = signing
+        .iter()
+        .enumerate()
+        .map(|(index, key)| json!({ "kty": "OKP", "crv": "Ed25519", "kid": format!("ed-{index}"), "x": common::b64(key.verifying_key().to_bytes()) }))
+        .collect();
+    let keys = KeySet::from_json(json!({ "keys": jwks }).to_string().as_bytes(), KeySetOptions::default()).expect("key set");
+    let with_tables: Vec<bool> = keys
+        .keys()
+        .iter()
+        .map(|jwk| match &jwk.key {
+            portcullis::jwks::PublicKey::Ed25519(key) => key.has_tables(),
+            _ => panic!("an Ed25519 key"),
+        })
+        .collect();
+    let cap = if cfg!(feature = "ed25519-tables") { portcullis::jwks::MAX_ED25519_TABLES } else { 0 };
+    let expected: Vec<bool> = (0..signing.len()).map(|index| index < cap).collect();
+    assert_eq!(with_tables, expected);
+    let message = b"eyJhbGciOiJFZERTQSJ9.e30";
+    for (signing, jwk) in signing.iter().zip(keys.keys()) {
+        let signature = ed25519_sign(signing, message);
+        assert!(alg::verify_signature(Algorithm::EdDSA, &jwk.key, message, &signature).is_ok(), "{:?}", jwk.kid);
+        let mut changed = signature;
+        changed[40] ^= 4;
+        assert!(alg::verify_signature(Algorithm::EdDSA, &jwk.key, message, &changed).is_err(), "{:?}", jwk.kid);
+    }
+}
+
+#[test]
+fn ed25519_every_signature_bit_flip_agrees() {
+    for secret in [[1u8; 32], [0x5a; 32]] {
+        let (signing, key) = ed25519_key(&secret);
+        let message = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0";
+        let signature = ed25519_sign(&signing, message);
+        assert!(assert_ed25519_agrees(&key, message, &signature, "unchanged"));
+        for bit in 0..512 {
+            let mut changed = signature;
+            changed[bit / 8] ^= 1 << (bit % 8);
+            assert!(!assert_ed25519_agrees(&key, message, &changed, &format!("bit {bit}")), "bit {bit}");
+        }
+        assert!(!assert_ed25519_agrees(&key, b"another message", &signature, "another message"));
+    }
+}
+
+#[test]
+fn ed25519_s_not_below_order_rejected() {
+    let (signing, key) = ed25519_key(&[3; 32]);
+    let message = b"m";
+    let signature = ed25519_sign(&signing, message);
+    // s + l has the same value modulo l, but is not canonical.
+    let order = hex32("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+    let mut s_plus_order = signature;
+    let mut carry = 0u16;
+    for (byte, order_byte) in s_plus_order[32..].iter_mut().zip(order) {
+        let sum = u16::from(*byte) + u16::from(order_byte) + carry;
+        *byte = sum.to_le_bytes()[0];
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0, "s + l fits in 32 bytes");
+    assert!(!assert_ed25519_agrees(&key, message, &s_plus_order, "s + l"));
+    for s in [order, [0xff; 32], hex32("0000000000000000000000000000000000000000000000000000000000000080")] {
+        let mut changed = signature;
+        changed[32..].copy_from_slice(&s);
+        assert!(!assert_ed25519_agrees(&key, message, &changed, "large s"));
+    }
+}
+
+#[test]
+fn ed25519_special_r_values_agree() {
+    let (signing, key) = ed25519_key(&[9; 32]);
+    let message = b"m";
+    let signature = ed25519_sign(&signing, message);
+    let special = [
+        // The identity, points of order 2, 4 and 8, and encodings of y at or above p.
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    ];
+    for r in special {
+        for s in [[0u8; 32], signature[32..].try_into().expect("32 bytes")] {
+            let mut changed = [0u8; 64];
+            changed[..32].copy_from_slice(&hex32(r));
+            changed[32..].copy_from_slice(&s);
+            assert!(!assert_ed25519_agrees(&key, message, &changed, r), "{r}");
+        }
+    }
+}
+
+/// The RFC 8032 §7.1 test vectors through both paths.
+#[test]
+fn ed25519_rfc8032_vectors_agree() {
+    let vectors = [
+        ("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "", "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
+        ("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72", "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
+        ("fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025", "af82", "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"),
+    ];
+    for (public, message, signature) in vectors {
+        let mut key = Ed25519VerifyingKey::new(ed25519_dalek::VerifyingKey::from_bytes(&hex32(public)).expect("vector key"));
+        key.precompute(None);
+        let message: Vec<u8> = (0..message.len()).step_by(2).map(|at| u8::from_str_radix(&message[at..at + 2], 16).expect("hex")).collect();
+        let signature: [u8; 64] = [hex32(&signature[..64]), hex32(&signature[64..])].concat().try_into().expect("64 bytes");
+        assert!(assert_ed25519_agrees(&key, &message, &signature, public), "{public}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ed25519_random_messages_agree(
+        secret in any::<[u8; 32]>(),
+        message in proptest::collection::vec(any::<u8>(), 0..300),
+        change in mutation(),
+    ) {
+        let (signing, key) = ed25519_key(&secret);
+        let signature = mutate(&ed25519_sign(&signing, &message), &change);
+        let Ok(signature) = <[u8; 64]>::try_from(signature.as_slice()) else { return Ok(()) };
+        let expected = key.verify_without_tables(&message, &signature);
+        prop_assert_eq!(key.verify(&message, &signature), expected);
+        if matches!(change, Mutation::None) {
+            prop_assert!(expected);
+        }
+    }
+
+    #[test]
+    fn ed25519_random_signatures_agree(secret in any::<[u8; 32]>(), r in any::<[u8; 32]>(), s in any::<[u8; 32]>()) {
+        let (_, key) = ed25519_key(&secret);
+        let signature: [u8; 64] = [r, s].concat().try_into().expect("64 bytes");
+        // Mostly rejected by both; a small s reaches the point arithmetic.
+        let mut small_s = signature;
+        small_s[40..].fill(0);
+        for signature in [signature, small_s] {
+            prop_assert_eq!(key.verify(b"m", &signature), key.verify_without_tables(b"m", &signature));
+        }
+    }
 }

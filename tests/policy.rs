@@ -1,6 +1,7 @@
 //! The policy schema: what compiles, what is rejected, and that every rejection names the
 //! field at fault.
 
+use portcullis::config::{Gate, KeySource};
 use portcullis::error::{ConfigError, ErrorCode};
 use portcullis::policy::Policy;
 use serde_json::{json, Value};
@@ -21,6 +22,7 @@ fn with(changes: Value) -> Value {
 fn policy_invalid_values_name_field() {
     let cases = [
         (with(json!({"algorithms": []})), "algorithms"),
+        (json!({}), "algorithms"),
         (with(json!({"algorithms": ["none"]})), "algorithms[0]"),
         (with(json!({"algorithms": ["RS256", "rs256"]})), "algorithms[1]"),
         (with(json!({"issuer": []})), "issuer"),
@@ -74,7 +76,6 @@ fn policy_syntax_errors_name_field() {
     let cases = [
         (json!({"algorithms": ["RS256"], "audience": "x"}), "unknown field `audience`"),
         (json!({"algorithms": "RS256"}), "invalid type"),
-        (json!({}), "missing field `algorithms`"),
         (with(json!({"max_lifetime": "1 hour"})), "invalid duration"),
         (with(json!({"max_lifetime": -5})), "must not be negative"),
         (with(json!({"clock_skew_seconds": "60"})), "invalid type"),
@@ -126,5 +127,71 @@ fn policy_es256k_needs_feature() {
     } else {
         let error = result.expect_err("feature missing");
         assert!(error.to_string().contains("es256k"), "{error}");
+    }
+}
+
+/// A gate configuration with one provider, `idp`.
+fn gate(provider: &Value) -> Result<Gate, ConfigError> {
+    Gate::from_json(json!({ "providers": { "idp": provider } }).to_string().as_bytes())
+}
+
+/// A provider that only introspects: it verifies no JWT.
+fn introspection_only(changes: Value) -> Value {
+    let mut provider = json!({
+        "issuer": "https://as.example.com",
+        "introspection": {
+            "http_uri": { "uri": "https://as.example.com/introspect" },
+            "client_id": "gate",
+            "client_secret": "secret"
+        }
+    });
+    for (name, value) in changes.as_object().expect("object") {
+        provider[name] = value.clone();
+    }
+    provider
+}
+
+#[test]
+fn gate_algorithms_optional_only_without_jwts() {
+    let provider = introspection_only(json!({}));
+    let compiled = gate(&provider).expect("an introspection-only provider needs no algorithms");
+    assert!(matches!(compiled.providers[0].keys, KeySource::IntrospectionOnly));
+    assert!(compiled.providers[0].policy.algorithms.is_empty());
+    assert!(gate(&introspection_only(json!({"algorithms": []}))).is_ok(), "an empty list is still accepted");
+
+    let local = json!({"local_jwks": {"inline": {"keys": [{"kty": "oct", "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}}});
+    let mut empty = local.clone();
+    empty["algorithms"] = json!([]);
+    let mut after_jwt = introspection_only(local.clone());
+    after_jwt["introspection"]["mode"] = json!("after_jwt");
+    for (case, provider) in [("missing", local), ("empty", empty), ("after_jwt", after_jwt)] {
+        let error = gate(&provider).expect_err(case);
+        assert_eq!(error.code(), ErrorCode::ConfigInvalid, "{case}");
+        let message = error.to_string();
+        assert!(message.contains("`providers.idp.algorithms`") && message.contains("list at least one algorithm"), "{case}: {message}");
+    }
+}
+
+#[test]
+fn gate_introspection_only_rejects_jwt_checks() {
+    let cases = [
+        (json!({"token_type": "at+jwt"}), "providers.idp.token_type"),
+        (json!({"token_type_claim": {"claim": "token_use", "value": "access"}}), "providers.idp.token_type_claim"),
+        (json!({"profile": "rfc9068"}), "providers.idp.profile"),
+    ];
+    for (changes, field) in cases {
+        let provider = introspection_only(changes.clone());
+        let error = gate(&provider).expect_err(field);
+        assert_eq!(error.code(), ErrorCode::ConfigInvalid, "{field}");
+        let message = error.to_string();
+        assert!(message.contains(&format!("`{field}`")), "{field}: {message}");
+        assert!(message.contains("verifies no JWT"), "{field}: {message}");
+
+        // With mode "after_jwt" the token is a JWT, and the same fields apply.
+        let mut after_jwt = provider;
+        after_jwt["introspection"]["mode"] = json!("after_jwt");
+        after_jwt["algorithms"] = json!(["RS256"]);
+        after_jwt["remote_jwks"] = json!({"http_uri": {"uri": "https://as.example.com/jwks"}});
+        gate(&after_jwt).unwrap_or_else(|error| panic!("{changes} with after_jwt: {error}"));
     }
 }

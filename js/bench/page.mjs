@@ -3,12 +3,21 @@
 //
 // Usage: node js/bench/page.mjs --runs RUN_DIR... --sizes docs/sizes-npm.json
 //          --filter FILTER_WASM --bench-wasm BENCH_WASM --docs DOCS_DIR --command TEXT
+//          [--criterion CRITERION_DIR --criterion-command TEXT]
+//        node js/bench/page.mjs --refresh --docs DOCS_DIR
 // Each RUN_DIR holds rust.json (tests/bench/verify.rs) and node.json (js/bench/verify.mjs).
 // The page's main table is the first run; the spread table compares every run's medians.
+// CRITERION_DIR is criterion's output folder ($CARGO_TARGET_DIR/criterion) after
+// `cargo bench --bench criterion_verify` (tests/bench/criterion.rs). The fuzzing section
+// comes from DOCS_DIR/bench/fuzz.json (tests/fuzz/record.sh).
+// With --refresh only the sections drawn from DOCS_DIR/bench/*.json (Envoy filter, soak,
+// edge worker, fuzzing) are written again, into the page that is there, so a finished
+// fuzz run or `make bench-envoy` lands on the page without measuring everything again.
 
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { cpus, totalmem, availableParallelism, release, type } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 
@@ -18,14 +27,21 @@ function parseArguments(argv) {
     const name = argv[index];
     if (name === '--runs') {
       while (argv[index + 1] && !argv[index + 1].startsWith('--')) options.runs.push(argv[(index += 1)]);
+    } else if (name === '--refresh') {
+      options.refresh = true;
     } else if (name.startsWith('--')) {
       options[name.slice(2)] = argv[(index += 1)];
     }
+  }
+  if (options.refresh !== undefined) {
+    if (!options.docs) throw new Error('--refresh needs --docs');
+    return options;
   }
   for (const required of ['sizes', 'filter', 'docs', 'command']) {
     if (!options[required]) throw new Error(`missing --${required}`);
   }
   if (options.runs.length === 0) throw new Error('missing --runs');
+  if (options.criterion && !options['criterion-command']) throw new Error('--criterion needs --criterion-command');
   return options;
 }
 
@@ -42,6 +58,12 @@ const RUNTIMES = [
   ['jose', '`jose` (WebCrypto)'],
   ['tsndr', '`@tsndr/cloudflare-worker-jwt` (WebCrypto)'],
 ];
+// The runtimes of tests/bench/criterion.rs: criterion's group names and their labels.
+const CRITERION_GROUPS = [
+  ['native', 'native (Rust, release)'],
+  ['wasmtime', 'wasm, wasmtime'],
+];
+
 const COLORS = { native: '#4d4d4d', wasmtime: '#1f77b4', v8: '#2ca02c', jose: '#ff7f0e', tsndr: '#9467bd' };
 
 // One row per case: every runtime's summary, per run.
@@ -103,11 +125,26 @@ function fileSize(path) {
 
 const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
 
+// The first heading that otherMeasurements writes; everything from it on is replaced.
+const MEASUREMENTS_HEADING = '## Envoy filter: cost per request';
+if (options.refresh) {
+  const page = join(options.docs, 'benchmarks.md');
+  const text = readFileSync(page, 'utf8');
+  const start = text.indexOf(`\n${MEASUREMENTS_HEADING}\n`);
+  if (start < 0) throw new Error(`${page} has no '${MEASUREMENTS_HEADING}' section; run make bench`);
+  const refreshed = [];
+  otherMeasurements((line = '') => refreshed.push(line));
+  writeFileSync(page, `${text.slice(0, start + 1)}${refreshed.join('\n')}\n`);
+  console.error(`page: refreshed the measurement sections of ${page}`);
+  process.exit(0);
+}
+
 const info = machine();
 const sizes = readJson(options.sizes);
 const filterSize = existsSync(options.filter) ? fileSize(options.filter) : null;
 const benchWasmSize = options['bench-wasm'] && existsSync(options['bench-wasm']) ? fileSize(options['bench-wasm']) : null;
 const date = new Date().toISOString();
+const criterion = options.criterion ? readCriterion(options.criterion, rows.map((row) => row.name)) : null;
 
 // Machine-readable copy of everything on the page.
 mkdirSync(join(options.docs, 'bench'), { recursive: true });
@@ -125,6 +162,7 @@ writeFileSync(
       goals_us: GOALS,
       runs: runRows,
       sizes: { filter: filterSize, bench_module: benchWasmSize, npm: sizes.entries },
+      criterion,
     },
     null,
     2,
@@ -214,6 +252,7 @@ for (const row of rows) {
   out(`| ${row.name} | ${cell(row.prepare.native)} | ${cell(row.prepare.wasmtime)} | ${cell(row.prepare.v8)} |`);
 }
 out();
+if (criterion) criterionSection(out, criterion);
 out('## Sizes');
 out();
 out('Bytes of the WebAssembly modules; gzip at level 9 (Node.js zlib).');
@@ -240,7 +279,8 @@ function otherMeasurements(out) {
   const filter = existsSync(join(bench, 'filter.json')) ? readJson(join(bench, 'filter.json')) : null;
   const soak = existsSync(join(bench, 'soak.json')) ? readJson(join(bench, 'soak.json')) : null;
   const worker = existsSync(join(bench, 'worker.json')) ? readJson(join(bench, 'worker.json')) : null;
-  out('## Envoy filter: cost per request');
+  const fuzz = existsSync(join(bench, 'fuzz.json')) ? readJson(join(bench, 'fuzz.json')) : null;
+  out(MEASUREMENTS_HEADING);
   out();
   if (!filter) {
     out('No `docs/bench/filter.json` yet (`make bench-envoy`).');
@@ -296,6 +336,128 @@ function otherMeasurements(out) {
       out();
       out(`Ratio to jose: ${Object.entries(worker.ratioToJose).map(([alg, value]) => `${alg} ${Object.entries(value).map(([key, number]) => `${key} ${number}`).join(', ')}`).join('; ')}.`);
     }
+  }
+  out();
+  fuzzingSection(out, fuzz);
+}
+
+// Reads criterion's estimates of each case (nanoseconds per verification) from
+// DIR/GROUP/CASE/new/{estimates,sample}.json; cases without estimates are left out.
+function readCriterion(dir, caseNames) {
+  const results = [];
+  const written = [];
+  for (const name of caseNames) {
+    const entry = { name };
+    for (const [group] of CRITERION_GROUPS) {
+      const folder = join(dir, group, name, 'new');
+      const estimatesPath = join(folder, 'estimates.json');
+      if (!existsSync(estimatesPath)) continue;
+      const mean = readJson(estimatesPath).mean;
+      const sample = existsSync(join(folder, 'sample.json')) ? readJson(join(folder, 'sample.json')) : null;
+      written.push(statSync(estimatesPath).mtime.getTime());
+      entry[group] = {
+        mean_ns: mean.point_estimate,
+        lower_ns: mean.confidence_interval.lower_bound,
+        upper_ns: mean.confidence_interval.upper_bound,
+        confidence_level: mean.confidence_interval.confidence_level,
+        samples: sample?.iters?.length ?? null,
+        iterations: sample?.iters?.reduce((sum, count) => sum + count, 0) ?? null,
+        sampling_mode: sample?.sampling_mode ?? null,
+      };
+    }
+    if (CRITERION_GROUPS.some(([group]) => entry[group])) results.push(entry);
+  }
+  if (results.length === 0) {
+    console.error(`page: no criterion estimates under ${dir}; the criterion section is left out`);
+    return null;
+  }
+  return {
+    command: options['criterion-command'],
+    version: lockedVersion('criterion'),
+    written_from: new Date(Math.min(...written)).toISOString(),
+    written_to: new Date(Math.max(...written)).toISOString(),
+    results,
+  };
+}
+
+// The version of a crate in the repository's Cargo.lock, or 'unknown'.
+function lockedVersion(crate) {
+  const lockPath = fileURLToPath(new URL('../../Cargo.lock', import.meta.url));
+  if (!existsSync(lockPath)) return 'unknown';
+  const pattern = new RegExp(`^name = "${crate}"\\nversion = "([^"]+)"`, 'm');
+  return pattern.exec(readFileSync(lockPath, 'utf8'))?.[1] ?? 'unknown';
+}
+
+function criterionSection(out, criterion) {
+  const entries = criterion.results.flatMap((result) => CRITERION_GROUPS.map(([group]) => result[group]).filter(Boolean));
+  const samples = [...new Set(entries.map((entry) => entry.samples))].join(' or ');
+  const level = [...new Set(entries.map((entry) => Math.round(entry.confidence_level * 100)))].join(' or ');
+  const microseconds = (nanoseconds) => format(nanoseconds / 1000);
+  const interval = (entry) =>
+    entry ? `${microseconds(entry.mean_ns)} (${microseconds(entry.lower_ns)}–${microseconds(entry.upper_ns)})` : '–';
+
+  out('## Criterion');
+  out();
+  out(`Microseconds per verification as criterion ${criterion.version} estimates them: the mean, with`);
+  out(`its ${level} % bootstrap confidence interval in parentheses, over ${samples} samples per case.`);
+  out('The cases, tokens and keys are those of the tables above, and the wasmtime group runs the');
+  out('same bench module with one call into wasm per sample. These runs are separate from the ones');
+  out('above, so their numbers differ by the run-to-run spread.');
+  out();
+  out(`- Command: \`${criterion.command}\` (\`tests/bench/criterion.rs\`)`);
+  out(`- Estimates written ${criterion.written_from} to ${criterion.written_to}; criterion's JSON: \`criterion/GROUP/CASE/new/estimates.json\` in the Cargo target folder`);
+  out();
+  out(`| algorithm | ${CRITERION_GROUPS.map(([, label]) => label).join(' | ')} | wasmtime / native |`);
+  out(`|---|${CRITERION_GROUPS.map(() => '---:').join('|')}|---:|`);
+  for (const result of criterion.results) {
+    const ratioOfMeans = result.native && result.wasmtime ? `${(result.wasmtime.mean_ns / result.native.mean_ns).toFixed(2)}×` : '–';
+    out(`| ${result.name} | ${CRITERION_GROUPS.map(([group]) => interval(result[group])).join(' | ')} | ${ratioOfMeans} |`);
+  }
+  out();
+}
+
+function fuzzingSection(out, fuzz) {
+  out('## Fuzzing');
+  out();
+  if (!fuzz) {
+    out('No `docs/bench/fuzz.json` yet (`tests/fuzz/record.sh SECONDS`).');
+    return;
+  }
+  const count = (value) => (value === null || value === undefined ? '–' : value.toLocaleString('en-US'));
+
+  out(`${fuzz.description}`);
+  out();
+  out(`- Command: \`${fuzz.command}\`; JSON written ${fuzz.written}`);
+  const runCommands = [...new Set(fuzz.results.filter((result) => result.run_command).map((result) => result.run_command.replace(` ${result.target} `, ' TARGET ')))];
+  if (runCommands.length) out(`- Each target ran as ${runCommands.map((command) => `\`${command}\``).join(' or ')}`);
+  out(`- Machine: ${fuzz.machine.nproc} cores, ${fuzz.machine.cpu}; ${fuzz.toolchain.rustc}, ${fuzz.toolchain.cargo_fuzz}`);
+  if (fuzz.note) out(`- Note: ${fuzz.note}`);
+
+  out();
+  out('| target | outcome | seconds | executions | exec/s | cov | ft | corpus at the end | peak RSS | start – end (UTC, with the build) | commit |');
+  out('|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|');
+  for (const result of fuzz.results) {
+    const corpus = result.corpus ? `${count(result.corpus.inputs)} inputs, ${result.corpus.size}` : '–';
+    const rss = result.peak_rss_mb === null || result.peak_rss_mb === undefined ? '–' : `${result.peak_rss_mb} MiB`;
+    const period = result.start ? `${result.start} – ${result.end}` : '–';
+    out(
+      `| ${result.target} | ${result.outcome} | ${count(result.seconds)} | ${count(result.executions)} | ${count(result.exec_per_second)} | ${count(result.cov)} | ${count(result.ft)} | ${corpus} | ${rss} | ${period} | ${result.commit ?? '–'} |`,
+    );
+  }
+
+  const fromEarlierRecords = fuzz.results.filter((result) => result.kept_from);
+  if (fromEarlierRecords.length) {
+    out();
+    for (const result of fromEarlierRecords) {
+      const source = result.kept_from;
+      out(`- ${result.target}: from an earlier record, \`${source.command}\` (JSON written ${source.written})${source.note ? `. ${source.note}` : ''}`);
+    }
+  }
+
+  const crashes = fuzz.results.filter((result) => result.artifact);
+  if (crashes.length) {
+    out();
+    for (const result of crashes) out(`- ${result.target}: crashing input \`${result.artifact}\`${result.failure ? `: ${result.failure}` : ''}`);
   }
 }
 

@@ -549,7 +549,59 @@ function defineGateTests(gateModule, TokenError) {
     // A list another isolate fetched later replaces this one.
     assert.equal(gate.adoptKeys(due.id, '{"revoked":["kept"]}', NOW + 4), true);
     assert.equal(gate.decide(request(await key.sign({ jti: 'gone' })), NOW + 5, false).action, 'allow');
-    assert.throws(() => gate.adoptKeys(due.id, '{"revoked":"x"}', NOW + 6), (error) => error.code === 'jwks_invalid');
+    assert.throws(
+      () => gate.adoptKeys(due.id, '{"revoked":"x"}', NOW + 6),
+      (error) =>
+        error instanceof TokenError &&
+        error.code === 'revocation_list_unavailable' &&
+        error.message === "the revocation list's `revoked` must be an array, found a string",
+    );
+    assert.throws(() => gate.adoptKeys('idp', '{"revoked":[]}', NOW + 6), (error) => error.code === 'jwks_invalid');
+  });
+
+  test('gate revocation list: fetched again and waited for after an idle period', async () => {
+    const key = await signingKey('k1');
+    const listUrl = 'https://idp.example.com/revoked.json';
+    const list = { http_uri: { uri: listUrl, timeout: '1s' }, cache_duration: '60s', stale_if_error: '30s' };
+    const gate = new Gate(config({ ...REMOTE, stale_if_error: '1h' }, { revocation_list: list }));
+    gate.adoptKeys('idp', JSON.stringify({ keys: [key.jwk] }), NOW);
+    const [due] = gate.fetchesDue(NOW);
+    gate.fetchSucceeded(due.id, '{"revoked":["gone"]}', NOW);
+    const token = await key.sign({ jti: 'kept' });
+    assert.equal(gate.decide(request(token), NOW + 1, false).action, 'allow');
+
+    // No request for longer than cache_duration + stale_if_error: nothing refreshed the list.
+    const idle = NOW + 60_000 + 30_000 + 1000;
+    assert.deepEqual(gate.fetchesDue(idle).map((fetch) => fetch.id), ['idp', 'idp#revocation_list']);
+    assert.deepEqual(gate.decide(request(token), idle + 1, false), { action: 'pending', providers: ['idp'] });
+    gate.fetchSucceeded('idp', JSON.stringify({ keys: [key.jwk] }), idle + 5);
+    assert.deepEqual(gate.fetchSucceeded(due.id, '{"revoked":["gone"]}', idle + 10), { outcome: 'stored', entries: 1 });
+    assert.equal(gate.decide(request(token), idle + 11, false).action, 'allow');
+
+    // When that fetch fails, requests fail at once with the reason.
+    const later = idle + 10 + 91_000;
+    gate.fetchesDue(later);
+    gate.fetchFailed(due.id, 'the list server responded with status 503', later);
+    const denied = gate.decide(request(token), later + 1, false);
+    assert.equal(denied.code, 'revocation_list_unavailable');
+    assert.equal(
+      denied.message,
+      'no revocation list is available: the copy fetched 91 s ago expired and could not be refreshed: the list server responded with status 503',
+    );
+  });
+
+  test('gate key set: fetched again and waited for after an idle period', async () => {
+    const key = await signingKey('k1');
+    const gate = new Gate(config(REMOTE));
+    gate.fetchesDue(NOW);
+    gate.fetchSucceeded('idp', JSON.stringify({ keys: [key.jwk] }), NOW);
+    const token = await key.sign();
+    // Idle past cache_duration (60 s) + stale_if_error (120 s).
+    const idle = NOW + 181_000;
+    assert.equal(gate.fetchesDue(idle).length, 1);
+    assert.deepEqual(gate.decide(request(token), idle + 1, false), { action: 'pending', providers: ['idp'] });
+    gate.fetchSucceeded('idp', JSON.stringify({ keys: [key.jwk] }), idle + 10);
+    assert.equal(gate.decide(request(token), idle + 11, false).action, 'allow');
   });
 
   test('wrangler.toml policy is a valid configuration', () => {

@@ -5,13 +5,14 @@
 //! RSA ([`rsa`]), ECDSA on P-256, P-384 and P-521 ([`weierstrass`], over [`montgomery`])
 //! and HMAC ([`hmac`], over `sha2`'s compression functions) are portcullis's own
 //! verification-only implementations in the `portcullis-crypto` crate (src/crypto/), with keys
-//! prepared once at import; Ed25519 is
-//! jwt-compact's over `ed25519-dalek`. [`ecdsa`] keeps ES384 and ES512 over `p384` and
+//! prepared once at import; Ed25519 ([`eddsa`]) is `ed25519-dalek`'s, with an optional
+//! table per key. [`ecdsa`] keeps ES384 and ES512 over `p384` and
 //! `p521` for signing in tests and as a reference. The key type and
 //! curve are bound to the algorithm here: an RSA key can never verify an HMAC token, a
 //! P-384 key never an ES256 token.
 
 pub mod ecdsa;
+pub mod eddsa;
 pub mod hmac;
 pub mod rsa;
 pub mod weierstrass;
@@ -225,6 +226,7 @@ pub fn verify_signature(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), VerifyError> {
+    #[cfg(feature = "es256k")]
     use jwt_compact::alg as jc;
     match (alg, key) {
         (Algorithm::HS256, PublicKey::Oct(secret)) => check(&hmac::Hmac::<32>, secret.hmac_key(), message, signature),
@@ -261,8 +263,11 @@ pub fn verify_signature(
         (Algorithm::ES256K, PublicKey::Secp256k1(point)) => {
             check(&jc::Es256k::<sha2::Sha256>::default(), point, message, signature)
         }
-        (Algorithm::EdDSA | Algorithm::Ed25519, PublicKey::Ed25519(point)) => {
-            check(&jc::Ed25519, point, message, signature)
+        (Algorithm::EdDSA | Algorithm::Ed25519, PublicKey::Ed25519(key)) => {
+            let signature: &[u8; eddsa::SIGNATURE_LENGTH] = signature
+                .try_into()
+                .map_err(|_| VerifyError::SignatureLength { expected: eddsa::SIGNATURE_LENGTH, actual: signature.len() })?;
+            if key.verify(message, signature) { Ok(()) } else { Err(VerifyError::Signature) }
         }
         _ => Err(VerifyError::Signature),
     }

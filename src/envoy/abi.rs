@@ -10,6 +10,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::ops::Range;
 use core::ptr::{null, null_mut};
 
 /// A status other than `Ok` from a host call.
@@ -232,20 +233,42 @@ pub fn buffer(kind: BufferType, max_size: usize) -> Result<Vec<u8>, HostError> {
 /// Names and values that are not UTF-8 are converted lossily; the serialized form is
 /// bounds-checked, so a malformed answer from a host gives an error, not a panic.
 pub fn header_pairs(kind: MapType) -> Result<Vec<(String, String)>, HostError> {
+    let bytes = header_map_bytes(kind)?;
+    decode_pairs(&bytes).ok_or(HostError(3))
+}
+
+/// Reads a whole header map into a [`HeaderMap`], which keeps every name and value in
+/// the host's buffer instead of two allocations per header.
+pub fn header_map(kind: MapType) -> Result<HeaderMap, HostError> {
+    HeaderMap::from_buffer(header_map_bytes(kind)?).ok_or(HostError(3))
+}
+
+fn header_map_bytes(kind: MapType) -> Result<Vec<u8>, HostError> {
     let mut data = null_mut();
     let mut size = 0usize;
     // SAFETY: valid out pointers; the returned block is taken back below.
     check(unsafe { proxy_get_header_map_pairs(kind as u32, &mut data, &mut size) })?;
     // SAFETY: as for `take_buffer`.
-    let bytes = unsafe { take_buffer(data, size) };
-    decode_pairs(&bytes).ok_or(HostError(3))
+    Ok(unsafe { take_buffer(data, size) })
 }
 
 /// Decodes the proxy-wasm map format: a u32 count, then `count` pairs of u32 sizes, then
 /// each name and value followed by a NUL byte. All integers little-endian.
 pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for_each_pair(bytes, |name, value| {
+        let lossy = |range: Range<usize>| String::from_utf8_lossy(bytes.get(range).unwrap_or_default()).into_owned();
+        pairs.push((lossy(name), lossy(value)));
+    })?;
+    Some(pairs)
+}
+
+/// Calls `visit` with the byte ranges of each name and value of a map in the proxy-wasm
+/// format, in order; every range is within `bytes`. Returns where the names and values
+/// start, or `None` when the bytes are not that format.
+fn for_each_pair(bytes: &[u8], mut visit: impl FnMut(Range<usize>, Range<usize>)) -> Option<usize> {
     if bytes.is_empty() {
-        return Some(Vec::new());
+        return Some(0);
     }
     let read_u32 = |offset: usize| -> Option<usize> {
         let chunk: [u8; 4] = bytes.get(offset..offset.checked_add(4)?)?.try_into().ok()?;
@@ -253,22 +276,125 @@ pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
     };
     let count = read_u32(0)?;
     let mut sizes_at = 4usize;
-    let mut data_at = 4usize.checked_add(count.checked_mul(8)?)?;
-    if data_at > bytes.len() {
+    let data_start = 4usize.checked_add(count.checked_mul(8)?)?;
+    if data_start > bytes.len() {
         return None;
     }
-    let mut pairs = Vec::with_capacity(count);
+    let mut data_at = data_start;
     for _ in 0..count {
         let name_size = read_u32(sizes_at)?;
         let value_size = read_u32(sizes_at + 4)?;
         sizes_at += 8;
-        let name = bytes.get(data_at..data_at.checked_add(name_size)?)?;
-        data_at = data_at.checked_add(name_size)?.checked_add(1)?;
-        let value = bytes.get(data_at..data_at.checked_add(value_size)?)?;
-        data_at = data_at.checked_add(value_size)?.checked_add(1)?;
-        pairs.push((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned()));
+        let name = data_at..data_at.checked_add(name_size)?;
+        data_at = name.end.checked_add(1)?;
+        let value = data_at..data_at.checked_add(value_size)?;
+        data_at = value.end.checked_add(1)?;
+        if value.end > bytes.len() {
+            return None;
+        }
+        visit(name, value);
     }
-    Some(pairs)
+    Some(data_start)
+}
+
+fn on_char_boundaries(text: &str, range: &Range<usize>) -> bool {
+    text.is_char_boundary(range.start) && text.is_char_boundary(range.end)
+}
+
+/// A header map read from the host, in order: pseudo-headers (`:path`) as sent, other
+/// names in lower case, and names and values that are not UTF-8 converted lossily.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderMap {
+    /// The names and values; other bytes in between are not part of any.
+    text: String,
+    /// Byte ranges of each name and value in `text`.
+    spans: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl HeaderMap {
+    /// Decodes the proxy-wasm map format, as [`decode_pairs`] does.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        Self::from_buffer(bytes.to_vec())
+    }
+
+    /// Decodes the proxy-wasm map format in the buffer the host wrote. When every name
+    /// and value is UTF-8, as they are from Envoy, the buffer becomes the map's text
+    /// without a copy.
+    pub fn from_buffer(mut bytes: Vec<u8>) -> Option<Self> {
+        // The count is bounds-checked when the pairs are read; the capacity only saves
+        // regrowing for the usual few dozen headers.
+        let count = bytes.get(..4).and_then(|count| count.try_into().ok()).map_or(0, u32::from_le_bytes);
+        let mut spans = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(bytes.len() / 10));
+        let data_start = for_each_pair(&bytes, |name, value| spans.push((name, value)))?;
+        // The count and sizes are read; NUL bytes in their place are valid UTF-8, so the
+        // whole buffer is UTF-8 when the names, values and separators are.
+        bytes.get_mut(..data_start)?.fill(0);
+        let mut map = match String::from_utf8(bytes) {
+            Ok(text) if spans.iter().all(|(name, value)| on_char_boundaries(&text, name) && on_char_boundaries(&text, value)) => {
+                Self { text, spans }
+            }
+            Ok(text) => Self::converted(text.as_bytes(), &spans),
+            Err(error) => Self::converted(error.as_bytes(), &spans),
+        };
+        for (name, _) in &map.spans {
+            if let Some(name) = map.text.get_mut(name.clone()).filter(|name| !name.starts_with(':')) {
+                name.make_ascii_lowercase();
+            }
+        }
+        Some(map)
+    }
+
+    /// Copies each name and value at `spans` of `bytes`, converting the ones that are not
+    /// UTF-8 on their own lossily.
+    fn converted(bytes: &[u8], spans: &[(Range<usize>, Range<usize>)]) -> Self {
+        let mut text = String::with_capacity(bytes.len());
+        let mut copy = |range: &Range<usize>| {
+            let start = text.len();
+            text.push_str(&String::from_utf8_lossy(bytes.get(range.clone()).unwrap_or_default()));
+            start..text.len()
+        };
+        let spans = spans.iter().map(|(name, value)| (copy(name), copy(value))).collect();
+        Self { text, spans }
+    }
+
+    /// Returns the (name, value) pairs in order, repeated names included.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.spans.iter().map(|(name, value)| {
+            (self.text.get(name.clone()).unwrap_or_default(), self.text.get(value.clone()).unwrap_or_default())
+        })
+    }
+
+    /// Returns the first value of `name`, compared exactly.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.value_at(self.position(name)?)
+    }
+
+    /// Returns the index of the first pair named `name`, compared exactly.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        self.spans.iter().position(|(key, _)| bytes.get(key.clone()) == Some(name.as_bytes()))
+    }
+
+    /// Returns the value of the pair at `index`.
+    pub fn value_at(&self, index: usize) -> Option<&str> {
+        let (_, value) = self.spans.get(index)?;
+        self.text.get(value.clone())
+    }
+
+    /// Returns the number of pairs, repeated names counted each time.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Returns whether the map has no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Returns whether the map has a header `name`, compared exactly.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
 }
 
 /// Encodes pairs in the proxy-wasm map format.
@@ -409,10 +535,39 @@ mod tests {
     }
 
     #[test]
+    fn header_map_matches_pairs() {
+        let encoded = encode_pairs(&[(":path", "/a"), ("X-Token", "v1"), ("x-token", ""), (":Odd", "B")]);
+        let map = HeaderMap::decode(&encoded).unwrap();
+        let pairs: Vec<(&str, &str)> = map.pairs().collect();
+        assert_eq!(pairs, [(":path", "/a"), ("x-token", "v1"), ("x-token", ""), (":Odd", "B")]);
+        assert_eq!(map.get("x-token"), Some("v1"));
+        assert_eq!(map.get(":odd"), None, "pseudo-header names are kept as sent");
+        assert!(!map.contains("X-Token"), "other names are lower case");
+        assert_eq!(HeaderMap::decode(&[]).unwrap(), HeaderMap::default());
+    }
+
+    #[test]
+    fn header_map_converts_invalid_utf8_lossily() {
+        let mut encoded = encode_pairs(&[("n\u{e9}", "v\u{e9}")]);
+        // Cut the two-byte `é` of the name and of the value to their first byte.
+        let name_at = 4 + 8;
+        encoded[name_at + 2] = b'X';
+        let value_at = name_at + 4;
+        encoded[value_at + 2] = b'Y';
+        let map = HeaderMap::decode(&encoded).unwrap();
+        let pairs: Vec<(&str, &str)> = map.pairs().collect();
+        assert_eq!(pairs, [("n\u{fffd}x", "v\u{fffd}Y")]);
+        let lossy = decode_pairs(&encoded).unwrap();
+        assert_eq!(lossy[0].0.to_ascii_lowercase(), pairs[0].0);
+        assert_eq!(lossy[0].1, pairs[0].1);
+    }
+
+    #[test]
     fn truncated_pairs_rejected() {
         let encoded = encode_pairs(&[(":path", "/a")]);
         for end in 1..encoded.len() - 1 {
             assert!(decode_pairs(&encoded[..end]).is_none(), "{end}");
+            assert!(HeaderMap::decode(&encoded[..end]).is_none(), "{end}");
         }
         let mut huge = encoded.clone();
         huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());

@@ -12,21 +12,23 @@
 
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use core::fmt;
 
 use zeroize::Zeroizing;
 
-use super::abi::{self, BufferType, LogLevel, MapType};
+use super::abi::{self, BufferType, HeaderMap, LogLevel, MapType};
 use super::dpop::DpopState;
 use super::introspection::{CallResult, Introspector};
 use super::keys::{FetchResult, RemoteKeys};
-use super::metrics::{self, Counters};
+use super::metrics::{self, Counter, Counters, DecisionCounters};
 use super::revocation::RemoteList;
 use crate::config::{Gate, KeySource};
 use crate::dpop::replay::ReplayCheck;
 use crate::dpop::VerifiedProof;
+use crate::gate::cache::HASH_KEY_BYTES;
 use crate::gate::{
     Allowed, Decision, Denial, GateState, IntrospectionLookup, KeyLookup, ListLookup, RequestParts, TokenCache,
 };
@@ -82,6 +84,7 @@ struct Root {
     callouts: BTreeMap<u32, Callout>,
     waiting: Vec<u32>,
     counters: Counters,
+    decision_counters: DecisionCounters,
     vm_id: u32,
     log_level: LogLevel,
     tick_ms: u32,
@@ -97,11 +100,40 @@ struct Stream {
 }
 
 struct StoredRequest {
-    method: String,
-    path: String,
-    scheme: String,
-    authority: String,
-    headers: Vec<(String, String)>,
+    /// Every request header, pseudo-headers (`:method`, `:path`, …) included.
+    headers: HeaderMap,
+    /// Whether `headers` is the whole map; false when the host could not give it.
+    complete: bool,
+    /// Positions in `headers` of `:method`, `:path`, `:scheme` and `:authority`.
+    pseudo_headers: [Option<usize>; 4],
+}
+
+impl StoredRequest {
+    fn new(headers: HeaderMap, complete: bool) -> Self {
+        let pseudo_headers = [":method", ":path", ":scheme", ":authority"].map(|name| headers.position(name));
+        Self { headers, complete, pseudo_headers }
+    }
+
+    fn pseudo_header(&self, which: usize) -> &str {
+        let index = self.pseudo_headers.get(which).copied().flatten();
+        index.and_then(|index| self.headers.value_at(index)).unwrap_or_default()
+    }
+
+    fn method(&self) -> &str {
+        self.pseudo_header(0)
+    }
+
+    fn path(&self) -> &str {
+        self.pseudo_header(1)
+    }
+
+    fn scheme(&self) -> &str {
+        self.pseudo_header(2)
+    }
+
+    fn authority(&self) -> &str {
+        self.pseudo_header(3)
+    }
 }
 
 /// The state of one root at one instant, for the gate.
@@ -180,9 +212,11 @@ fn now_ms() -> u64 {
     abi::now_nanos().map_or(0, |nanos| nanos / 1_000_000)
 }
 
-fn log(level: LogLevel, current: LogLevel, message: &str) {
+/// Writes a log line when the host's level lets `level` through; the message is
+/// formatted only then.
+fn log(level: LogLevel, current: LogLevel, message: fmt::Arguments<'_>) {
     if level >= current {
-        let _ = abi::log(level, message);
+        let _ = abi::log(level, &alloc::fmt::format(message));
     }
 }
 
@@ -258,6 +292,7 @@ impl Filter {
                     callouts: BTreeMap::new(),
                     waiting: Vec::new(),
                     counters: Counters::default(),
+                    decision_counters: DecisionCounters::default(),
                     vm_id: random_u32(),
                     log_level: abi::log_level(),
                     tick_ms: 0,
@@ -277,37 +312,46 @@ impl Filter {
         let bytes = match abi::buffer(BufferType::PluginConfiguration, size.min(MAX_CONFIG_BYTES)) {
             Ok(bytes) => bytes,
             Err(error) => {
-                log(LogLevel::Error, LogLevel::Trace, &alloc::format!("portcullis: could not read the plugin configuration: {}", error.name()));
+                log(LogLevel::Error, LogLevel::Trace, format_args!("portcullis: could not read the plugin configuration: {}", error.name()));
                 return false;
             }
         };
         let gate = match Gate::from_json(&bytes) {
             Ok(gate) => gate,
             Err(error) => {
-                log(LogLevel::Error, LogLevel::Trace, &alloc::format!("portcullis: {error}"));
+                log(LogLevel::Error, LogLevel::Trace, format_args!("portcullis: {error}"));
                 return false;
             }
         };
         let remote = match remote_keys(&gate, root.vm_id) {
             Ok(remote) => remote,
             Err(message) => {
-                log(LogLevel::Error, LogLevel::Trace, &message);
+                log(LogLevel::Error, LogLevel::Trace, format_args!("{message}"));
                 return false;
             }
         };
         let (lists, introspectors) = match lists_and_introspectors(&gate, root.vm_id) {
             Ok(state) => state,
             Err(message) => {
-                log(LogLevel::Error, LogLevel::Trace, &message);
+                log(LogLevel::Error, LogLevel::Trace, format_args!("{message}"));
                 return false;
             }
         };
-        root.cache = TokenCache::new(gate.cache_limits);
+        let mut hash_key = [0u8; HASH_KEY_BYTES];
+        root.cache = if getrandom::getrandom(&mut hash_key).is_ok() {
+            TokenCache::new(gate.cache_limits, hash_key)
+        } else {
+            // A guessable key would let a client build a token that hits a cached entry.
+            log(LogLevel::Warn, root.log_level, format_args!("portcullis: no random source for the token cache's key; every token is verified in full"));
+            TokenCache::disabled()
+        };
         log(
             LogLevel::Info,
             root.log_level,
-            &alloc::format!("portcullis: configured {} providers ({} with remote keys)", gate.providers.len(), remote.iter().flatten().count()),
+            format_args!("portcullis: configured {} providers ({} with remote keys)", gate.providers.len(), remote.iter().flatten().count()),
         );
+        root.decision_counters.provider_allowed =
+            gate.providers.iter().map(|provider| Counter::new(metrics::provider(&provider.name, "allowed"))).collect();
         root.gate = Some(Rc::new(gate));
         root.remote = remote;
         root.lists = lists;
@@ -365,18 +409,9 @@ impl Filter {
     pub fn request_headers(&mut self, context_id: u32) -> u32 {
         let Some(stream) = self.streams.get_mut(&context_id) else { return 0 };
         let root_id = stream.root_id;
-        let headers = abi::header_pairs(MapType::HttpRequestHeaders).unwrap_or_default();
-        let take = |name: &str| headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()).unwrap_or_default();
-        let request = StoredRequest {
-            method: take(":method"),
-            path: take(":path"),
-            scheme: take(":scheme"),
-            authority: take(":authority"),
-            headers: headers
-                .iter()
-                .filter(|(name, _)| !name.starts_with(':'))
-                .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
-                .collect(),
+        let request = match abi::header_map(MapType::HttpRequestHeaders) {
+            Ok(headers) => StoredRequest::new(headers, true),
+            Err(_) => StoredRequest::new(HeaderMap::default(), false),
         };
         stream.request = Some(request);
         match self.decide(root_id, context_id, false) {
@@ -464,30 +499,33 @@ impl Filter {
         };
         let Some(request) = &stream.request else { return Verdict::Continue };
         let decision = root.decide(&gate, request, now, final_attempt);
-        let path = path_for_log(&request.path).to_string();
+        let path = path_for_log(request.path());
+        // Headers the request lacks need no removal. Only the first decision, taken in
+        // `proxy_on_request_headers`, relies on the map read then.
+        let present = (request.complete && stream.waiting_since_ms.is_none()).then_some(&request.headers);
 
         match decision {
-            Some(Decision::Allow(allowed)) => {
+            Some(Decision::Allow(mut allowed)) => {
                 stream.decided = true;
-                stream.response_headers.clone_from(&allowed.response_headers);
-                root.allow(&gate, &allowed, stream_id, &path, now);
+                stream.response_headers = core::mem::take(&mut allowed.response_headers);
+                root.allow(&gate, &allowed, stream_id, path, present, now);
                 Verdict::Continue
             }
             Some(Decision::Deny(denial)) => {
                 stream.decided = true;
-                root.deny(&gate, &denial, stream_id, &path);
+                root.deny(&gate, &denial, stream_id, path);
                 Verdict::Answered
             }
             Some(Decision::Pending { providers }) if !final_attempt => {
                 stream.waiting_since_ms.get_or_insert(now);
-                root.wait(stream_id, &providers, &path, now);
+                root.wait(stream_id, &providers, path, now);
                 Verdict::Waiting
             }
             // The gate never returns Pending on a final attempt; fail closed if it did.
             Some(Decision::Pending { .. }) | None => {
                 stream.decided = true;
                 root.waiting.retain(|id| *id != stream_id);
-                log(LogLevel::Error, root.log_level, &alloc::format!("portcullis: no decision for path={path}; responding with status 500"));
+                log(LogLevel::Error, root.log_level, format_args!("portcullis: no decision for path={path}; responding with status 500"));
                 let _ = abi::send_local_response(500, "portcullis_no_decision", b"", &[]);
                 Verdict::Answered
             }
@@ -501,16 +539,47 @@ enum Verdict {
     Waiting,
 }
 
+/// The names of the providers at `indices`, comma-separated when displayed; indices
+/// past the gate's providers are skipped.
+struct ProviderNames<'a> {
+    gate: &'a Gate,
+    indices: &'a [usize],
+}
+
+impl ProviderNames<'_> {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.indices.iter().filter_map(|index| self.gate.providers.get(*index)).map(|provider| provider.name.as_str())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.names().next().is_none()
+    }
+}
+
+impl fmt::Display for ProviderNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (position, name) in self.names().enumerate() {
+            if position > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
 impl Root {
     /// Asks the gate. A pending decision that adopted another worker's keys on the way is
     /// taken again at once; the second pass cannot adopt anything new.
     fn decide(&mut self, gate: &Gate, request: &StoredRequest, now: u64, final_attempt: bool) -> Option<Decision> {
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(request.headers.len());
+        headers.extend(request.headers.pairs().filter(|(name, _)| !name.starts_with(':')));
         let parts = RequestParts {
-            method: &request.method,
-            path: &request.path,
-            scheme: &request.scheme,
-            authority: &request.authority,
-            headers: &request.headers,
+            method: request.method(),
+            path: request.path(),
+            scheme: request.scheme(),
+            authority: request.authority(),
+            headers: &headers,
         };
         let mut decision = None;
         for _ in 0..2 {
@@ -535,29 +604,36 @@ impl Root {
             }
         }
         let stats = self.cache.take_stats();
-        self.counters.add(metrics::JWT_CACHE_HIT, stats.hits);
-        self.counters.add(metrics::JWT_CACHE_MISS, stats.misses);
+        self.decision_counters.jwt_cache_hit.add(stats.hits);
+        self.decision_counters.jwt_cache_miss.add(stats.misses);
         decision
     }
 
     /// Applies the header changes of an allowed request, counts it and logs it.
-    fn allow(&mut self, gate: &Gate, allowed: &Allowed, stream_id: u32, path: &str, now: u64) {
+    ///
+    /// `present` is the request's whole header map when it is still current; headers
+    /// missing from it are not removed.
+    fn allow(&mut self, gate: &Gate, allowed: &Allowed, stream_id: u32, path: &str, present: Option<&HeaderMap>, now: u64) {
         self.waiting.retain(|id| *id != stream_id);
         for name in &allowed.remove_headers {
+            if present.is_some_and(|headers| !headers.contains(name)) {
+                continue;
+            }
             let _ = abi::remove_header(MapType::HttpRequestHeaders, name);
         }
         for (name, value) in &allowed.set_headers {
             let _ = abi::replace_header(MapType::HttpRequestHeaders, name, value);
         }
 
-        let providers: Vec<&str> =
-            allowed.verified.iter().filter_map(|index| gate.providers.get(*index)).map(|provider| provider.name.as_str()).collect();
-        self.counters.increment(metrics::ALLOWED);
+        let providers = ProviderNames { gate, indices: &allowed.verified };
+        self.decision_counters.allowed.increment();
         if allowed.cors_preflight {
-            self.counters.increment(metrics::CORS_PREFLIGHT_BYPASSED);
+            self.decision_counters.cors_preflight_bypassed.increment();
         }
-        for name in &providers {
-            self.counters.increment(&metrics::provider(name, "allowed"));
+        for &index in &allowed.verified {
+            if let Some(counter) = self.decision_counters.provider_allowed.get_mut(index) {
+                counter.increment();
+            }
         }
         self.report_stale_keys(&allowed.verified, now);
 
@@ -568,14 +644,14 @@ impl Root {
         } else {
             "verified"
         };
-        log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: allowed reason={reason} providers={} path={path}", providers.join(",")));
+        log(LogLevel::Debug, self.log_level, format_args!("portcullis: allowed reason={reason} providers={providers} path={path}"));
     }
 
     /// Sends the denial as a local reply, counts it and logs it.
     fn deny(&mut self, gate: &Gate, denial: &Denial, stream_id: u32, path: &str) {
         self.waiting.retain(|id| *id != stream_id);
         let provider = denial.provider.and_then(|index| gate.providers.get(index)).map(|provider| provider.name.as_str());
-        self.counters.increment(metrics::DENIED);
+        self.decision_counters.denied.increment();
         self.counters.increment(&metrics::denied_code(denial.code));
         if let Some(name) = provider {
             self.counters.increment(&metrics::provider(name, "denied"));
@@ -584,7 +660,7 @@ impl Root {
         log(
             LogLevel::Debug,
             self.log_level,
-            &alloc::format!(
+            format_args!(
                 "portcullis: denied status={} code={} provider={} path={path}: {}",
                 denial.status,
                 denial.code,
@@ -596,7 +672,7 @@ impl Root {
         let headers: Vec<(&str, &str)> = denial.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
         let details = alloc::format!("portcullis_denied{{{}}}", denial.code.as_str());
         if abi::send_local_response(denial.status, &details, denial.body.as_bytes(), &headers).is_err() {
-            log(LogLevel::Error, self.log_level, "portcullis: the host rejected the local reply");
+            log(LogLevel::Error, self.log_level, format_args!("portcullis: the host rejected the local reply"));
         }
     }
 
@@ -606,12 +682,10 @@ impl Root {
             self.waiting.push(stream_id);
         }
         self.start_fetches(now);
-        let names: Vec<&str> = self
-            .gate
-            .as_ref()
-            .map(|gate| providers.iter().filter_map(|index| gate.providers.get(*index)).map(|provider| provider.name.as_str()).collect())
-            .unwrap_or_default();
-        log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: waiting for providers {} path={path}", names.join(",")));
+        if let Some(gate) = &self.gate {
+            let names = ProviderNames { gate, indices: providers };
+            log(LogLevel::Debug, self.log_level, format_args!("portcullis: waiting for providers {names} path={path}"));
+        }
         self.set_tick(BUSY_TICK_MS);
     }
 
@@ -628,7 +702,7 @@ impl Root {
                 Ok(Some(token)) => started.push((token, Callout::Keys(index))),
                 Ok(None) => {}
                 Err(reason) => {
-                    log(LogLevel::Warn, level, &alloc::format!("portcullis: provider {}: key set fetch failed: {reason}", keys.name));
+                    log(LogLevel::Warn, level, format_args!("portcullis: provider {}: key set fetch failed: {reason}", keys.name));
                     failed.push(metrics::provider(&keys.name, "jwks_fetch_failed"));
                 }
             }
@@ -642,7 +716,7 @@ impl Root {
                 Ok(Some(token)) => started.push((token, Callout::List(index))),
                 Ok(None) => {}
                 Err(reason) => {
-                    log(LogLevel::Warn, level, &alloc::format!("portcullis: provider {}: revocation list fetch failed: {reason}", list.name));
+                    log(LogLevel::Warn, level, format_args!("portcullis: provider {}: revocation list fetch failed: {reason}", list.name));
                     failed.push(metrics::provider(&list.name, "revocation_list_fetch_failed"));
                 }
             }
@@ -667,19 +741,19 @@ impl Root {
         match keys.finish_fetch(header_count, body_size, now) {
             FetchResult::Stored { keys: count, skipped } => {
                 self.counters.increment(&metrics::provider(&name, "jwks_fetch_success"));
-                log(LogLevel::Info, self.log_level, &alloc::format!("portcullis: provider {name}: fetched {count} keys"));
+                log(LogLevel::Info, self.log_level, format_args!("portcullis: provider {name}: fetched {count} keys"));
                 for reason in skipped {
-                    log(LogLevel::Warn, self.log_level, &alloc::format!("portcullis: provider {name}: {reason}"));
+                    log(LogLevel::Warn, self.log_level, format_args!("portcullis: provider {name}: {reason}"));
                 }
             }
             FetchResult::Continued(next) => {
                 self.callouts.insert(next, Callout::Keys(index));
-                log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: provider {name}: discovery found the key set URL"));
+                log(LogLevel::Debug, self.log_level, format_args!("portcullis: provider {name}: discovery found the key set URL"));
                 return false;
             }
             FetchResult::Failed(reason) => {
                 self.counters.increment(&metrics::provider(&name, "jwks_fetch_failed"));
-                log(LogLevel::Warn, self.log_level, &alloc::format!("portcullis: provider {name}: key set fetch failed: {reason}"));
+                log(LogLevel::Warn, self.log_level, format_args!("portcullis: provider {name}: key set fetch failed: {reason}"));
             }
         }
         true
@@ -695,11 +769,11 @@ impl Root {
         match list.finish_fetch(header_count, body_size, now) {
             Ok(entries) => {
                 self.counters.increment(&metrics::provider(&name, "revocation_list_fetch_success"));
-                log(LogLevel::Info, self.log_level, &alloc::format!("portcullis: provider {name}: fetched a revocation list of {entries} entries"));
+                log(LogLevel::Info, self.log_level, format_args!("portcullis: provider {name}: fetched a revocation list of {entries} entries"));
             }
             Err(reason) => {
                 self.counters.increment(&metrics::provider(&name, "revocation_list_fetch_failed"));
-                log(LogLevel::Warn, self.log_level, &alloc::format!("portcullis: provider {name}: revocation list fetch failed: {reason}"));
+                log(LogLevel::Warn, self.log_level, format_args!("portcullis: provider {name}: revocation list fetch failed: {reason}"));
             }
         }
         true
@@ -716,11 +790,11 @@ impl Root {
             CallResult::Answered { active } => {
                 self.counters.increment(&metrics::provider(&name, "introspection_success"));
                 let verdict = if active { "active" } else { "not active" };
-                log(LogLevel::Debug, self.log_level, &alloc::format!("portcullis: provider {name}: introspection answered {verdict}"));
+                log(LogLevel::Debug, self.log_level, format_args!("portcullis: provider {name}: introspection answered {verdict}"));
             }
             CallResult::Failed(reason) => {
                 self.counters.increment(&metrics::provider(&name, "introspection_failed"));
-                log(LogLevel::Warn, self.log_level, &alloc::format!("portcullis: provider {name}: introspection failed: {reason}"));
+                log(LogLevel::Warn, self.log_level, format_args!("portcullis: provider {name}: introspection failed: {reason}"));
             }
         }
         true
@@ -736,7 +810,7 @@ impl Root {
                 continue;
             }
             if let Some(notice) = keys.stale_notice(now) {
-                log(LogLevel::Warn, level, &alloc::format!("portcullis: provider {}: {notice}", keys.name));
+                log(LogLevel::Warn, level, format_args!("portcullis: provider {}: {notice}", keys.name));
             }
             stale.push(metrics::provider(&keys.name, "jwks_stale_in_use"));
         }

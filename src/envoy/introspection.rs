@@ -10,8 +10,11 @@
 //!   [`SLOT_ENTRIES`] answers, each the token digest (32 bytes), the fresh-until and
 //!   usable-until times (u64 milliseconds), the body length (u32) and the body. Expired
 //!   entries are dropped on every write, and the oldest entry makes room for a new one;
-//! - `failure`: the next retry time (u64), the failure count (u32) and the reason, so every
-//!   worker backs off together after a failed call.
+//! - `health`: the time of the last call that changed the endpoint's state (u64), the next
+//!   retry time (u64), the failure count (u32) and the reason. A failed call writes it, so
+//!   every worker backs off together. A successful call that follows a failure writes it
+//!   with count 0, so every worker stops backing off. A worker adopts the record only when
+//!   it is newer than the last failure and success the worker has seen ([`EndpointHealth`]).
 //!
 //! Answers larger than [`MAX_SHARED_ANSWER_BYTES`] stay in the worker that fetched them.
 //! A lost compare-and-swap race only means another worker calls again.
@@ -21,14 +24,16 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::abi::{self, CAS_MISMATCH};
+use super::abi::{self, LogLevel, CAS_MISMATCH};
 use super::keys::{digest_u64, jitter, read_response, read_u32, read_u64, FetchTarget};
+use super::metrics::{self, Counters};
 use crate::config::Provider;
 use crate::gate::IntrospectionLookup;
 use crate::introspection::{
     self, next_step, Cached, EndpointHealth, IntrospectionAnswer, IntrospectionCache, IntrospectionSettings, NextStep, TokenDigest,
     MAX_RESPONSE_BYTES,
 };
+use crate::keycache::MAX_BACKOFF_MS;
 
 /// Answers kept per shared slot.
 pub const SLOT_ENTRIES: usize = 8;
@@ -43,6 +48,13 @@ const CAS_ATTEMPTS: usize = 4;
 /// Bytes before the body of a shared entry.
 const ENTRY_HEADER_BYTES: usize = 32 + 8 + 8 + 4;
 
+/// Bytes before the reason of the shared `health` record.
+const HEALTH_HEADER_BYTES: usize = 8 + 8 + 4;
+
+/// Longest backoff a shared record may announce, past the time of its call: the longest
+/// delay with its 20 % jitter. A record that claims more is not trusted.
+const MAX_SHARED_BACKOFF_MS: u64 = MAX_BACKOFF_MS + MAX_BACKOFF_MS / 5;
+
 /// The introspection state of one provider in one VM.
 pub struct Introspector {
     /// Provider name, for logs and metrics.
@@ -55,6 +67,37 @@ pub struct Introspector {
     /// Calls in flight: token digest to call token, and when each started.
     in_flight: BTreeMap<TokenDigest, (u32, u64)>,
     shared_prefix: String,
+    /// Counters this state increments itself, for calls the host rejects: the root never
+    /// sees those calls finish.
+    counters: Counters,
+}
+
+/// The shared `health` record read back.
+struct SharedHealth<'a> {
+    at_ms: u64,
+    retry_at_ms: u64,
+    failures: u32,
+    reason: &'a [u8],
+}
+
+impl<'a> SharedHealth<'a> {
+    fn read(value: &'a [u8]) -> Option<Self> {
+        Some(Self {
+            at_ms: read_u64(value, 0)?,
+            retry_at_ms: read_u64(value, 8)?,
+            failures: read_u32(value, 16)?,
+            reason: value.get(HEALTH_HEADER_BYTES..)?,
+        })
+    }
+
+    fn encode(at_ms: u64, retry_at_ms: u64, failures: u32, reason: &str) -> Vec<u8> {
+        let mut value = Vec::with_capacity(HEALTH_HEADER_BYTES + reason.len());
+        value.extend_from_slice(&at_ms.to_le_bytes());
+        value.extend_from_slice(&retry_at_ms.to_le_bytes());
+        value.extend_from_slice(&failures.to_le_bytes());
+        value.extend_from_slice(reason.as_bytes());
+        value
+    }
 }
 
 /// A shared entry read back: the digest, fresh-until, usable-until and body.
@@ -120,6 +163,7 @@ impl Introspector {
             health: EndpointHealth::default(),
             in_flight: BTreeMap::new(),
             shared_prefix: alloc::format!("portcullis/{}/{source_id:016x}/introspection/", provider.name),
+            counters: Counters::default(),
         })
     }
 
@@ -141,10 +185,13 @@ impl Introspector {
     pub fn lookup(&mut self, token: &str, now_ms: u64, started: &mut Vec<(u32, TokenDigest)>) -> IntrospectionLookup {
         let digest = crate::gate::TokenCache::digest(token);
         let mut cached = self.cache.get(self.index, &digest, now_ms);
-        if !matches!(cached, Cached::Fresh(_)) && self.adopt_shared_answer(&digest, now_ms) {
-            cached = self.cache.get(self.index, &digest, now_ms);
+        if !matches!(cached, Cached::Fresh(_)) {
+            if self.adopt_shared_answer(&digest, now_ms) {
+                cached = self.cache.get(self.index, &digest, now_ms);
+            }
+            // A fresh answer is used whatever the endpoint's state.
+            self.adopt_shared_health();
         }
-        self.adopt_shared_failure();
         match next_step(cached, &self.health, now_ms) {
             NextStep::Use(answer) => IntrospectionLookup::Answer(answer),
             NextStep::Fail(reason) => IntrospectionLookup::Unavailable(reason),
@@ -183,6 +230,11 @@ impl Introspector {
             }
             Err(error) => {
                 let reason = alloc::format!("the host refused the call to cluster {:?}: {}", self.target.cluster, error.name());
+                // The root logs and counts only calls that finish, and this one never started.
+                self.counters.increment(&metrics::provider(&self.name, "introspection_failed"));
+                if LogLevel::Warn >= abi::log_level() {
+                    let _ = abi::log(LogLevel::Warn, &alloc::format!("portcullis: provider {}: introspection failed: {reason}", self.name));
+                }
                 self.fail(reason.clone(), now_ms);
                 Err(reason)
             }
@@ -203,7 +255,8 @@ impl Introspector {
             Ok((answer, body)) => {
                 let active = answer.is_active();
                 let answer = Arc::new(answer);
-                self.health.record_success();
+                self.health.record_success(now_ms);
+                self.publish_recovery(now_ms);
                 self.cache.insert(self.index, *digest, Arc::clone(&answer), now_ms, &self.settings);
                 self.publish(digest, &answer, &body, now_ms);
                 CallResult::Answered { active }
@@ -222,20 +275,35 @@ impl Introspector {
 
     fn fail(&mut self, reason: String, now_ms: u64) {
         self.health.record_failure(reason.clone(), now_ms, jitter());
-        let mut value = Vec::with_capacity(12 + reason.len());
-        value.extend_from_slice(&self.health.retry_at_ms().to_le_bytes());
-        value.extend_from_slice(&self.health.failures().to_le_bytes());
-        value.extend_from_slice(reason.as_bytes());
-        let _ = abi::set_shared_data(&self.key("failure"), &value, 0);
+        let value = SharedHealth::encode(now_ms, self.health.retry_at_ms(), self.health.failures(), &reason);
+        let _ = abi::set_shared_data(&self.key("health"), &value, 0);
     }
 
-    fn adopt_shared_failure(&mut self) {
-        if let Ok(Some((bytes, _))) = abi::shared_data(&self.key("failure")) {
-            if let (Some(retry_at), Some(failures)) = (read_u64(&bytes, 0), read_u32(&bytes, 8)) {
-                let reason = String::from_utf8_lossy(bytes.get(12..).unwrap_or_default()).into_owned();
-                self.health.adopt_failure(reason, retry_at, failures);
-            }
+    /// Tells the other workers that the endpoint answered at `now_ms`, when the shared
+    /// record still holds an earlier failure. The compare-and-swap keeps a failure that
+    /// another worker recorded meanwhile.
+    fn publish_recovery(&self, now_ms: u64) {
+        let key = self.key("health");
+        let Ok(Some((bytes, cas))) = abi::shared_data(&key) else { return };
+        let Some(record) = SharedHealth::read(&bytes) else { return };
+        if record.failures == 0 || record.at_ms > now_ms {
+            return;
         }
+        let _ = abi::set_shared_data(&key, &SharedHealth::encode(now_ms, 0, 0, ""), cas);
+    }
+
+    /// Adopts the failure or recovery another worker published, when it is newer than
+    /// what this worker knows.
+    fn adopt_shared_health(&mut self) {
+        let Ok(Some((bytes, _))) = abi::shared_data(&self.key("health")) else { return };
+        let Some(record) = SharedHealth::read(&bytes) else { return };
+        if record.failures == 0 {
+            self.health.adopt_success(record.at_ms);
+            return;
+        }
+        let retry_at_ms = record.retry_at_ms.min(record.at_ms.saturating_add(MAX_SHARED_BACKOFF_MS));
+        let reason = String::from_utf8_lossy(record.reason);
+        self.health.adopt_failure(&reason, record.at_ms, retry_at_ms, record.failures);
     }
 
     /// Copies an answer another worker published into this worker's cache. Returns whether

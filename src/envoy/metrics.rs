@@ -8,6 +8,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 use super::abi::{self, MetricType};
 use crate::error::ErrorCode;
@@ -66,5 +67,66 @@ impl Counters {
     /// Adds one to a counter.
     pub fn increment(&mut self, name: &str) {
         self.add(name, 1);
+    }
+}
+
+/// One counter whose host id is looked up on first use and kept, for the counters that
+/// change on most requests: [`Counters`] finds an id by comparing names.
+pub struct Counter {
+    name: String,
+    /// `None` before first use; then the id, or `None` when the host has no metrics.
+    id: Option<Option<u32>>,
+}
+
+impl Counter {
+    /// Creates a counter that is defined in the host when first added to.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), id: None }
+    }
+
+    /// Adds `count`, as [`Counters::add`] does.
+    pub fn add(&mut self, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let name = &self.name;
+        let id = *self.id.get_or_insert_with(|| abi::define_metric(MetricType::Counter, name).ok());
+        if let Some(id) = id {
+            let _ = abi::increment_metric(id, i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Adds one.
+    pub fn increment(&mut self) {
+        self.add(1);
+    }
+}
+
+/// The counters a decision changes: the totals and each provider's `allowed`.
+pub struct DecisionCounters {
+    /// [`ALLOWED`].
+    pub allowed: Counter,
+    /// [`DENIED`].
+    pub denied: Counter,
+    /// [`CORS_PREFLIGHT_BYPASSED`].
+    pub cors_preflight_bypassed: Counter,
+    /// [`JWT_CACHE_HIT`].
+    pub jwt_cache_hit: Counter,
+    /// [`JWT_CACHE_MISS`].
+    pub jwt_cache_miss: Counter,
+    /// `portcullis.provider.<name>.allowed`, by provider index.
+    pub provider_allowed: Vec<Counter>,
+}
+
+impl Default for DecisionCounters {
+    fn default() -> Self {
+        Self {
+            allowed: Counter::new(ALLOWED),
+            denied: Counter::new(DENIED),
+            cors_preflight_bypassed: Counter::new(CORS_PREFLIGHT_BYPASSED),
+            jwt_cache_hit: Counter::new(JWT_CACHE_HIT),
+            jwt_cache_miss: Counter::new(JWT_CACHE_MISS),
+            provider_allowed: Vec::new(),
+        }
     }
 }

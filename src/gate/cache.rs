@@ -1,20 +1,26 @@
 //! A bounded cache of verified tokens, so a token seen again skips signature verification.
 //!
-//! Entries are keyed by the provider and the SHA-256 digest of the token, so the cache
-//! never stores a token itself. An entry records the version of the key set that verified
-//! it and is used only while that version is served. A key rotation therefore
-//! re-verifies every cached token. Entries are dropped at the token's `exp`, and a hit
-//! still runs the policy's time checks (`exp`, `nbf`, `iat`, maximum age) at the current
-//! time. Failures are never cached. Tokens without `exp` are not cached, because nothing
-//! would bound their entry's lifetime.
+//! Entries are keyed by the provider and a keyed hash of the token (SipHash-2-4 with a
+//! 128-bit output under a random key of the cache), so the cache never stores a token
+//! itself. Without the key nobody can compute the hash of a token, so nobody can build
+//! a token that collides with a cached one. SipHash costs a fraction of SHA-256 per byte,
+//! and a cache hit hashes the whole token.
+//! An entry records the version of the key set that verified it and is used only while
+//! that version is served. A key rotation therefore re-verifies every cached token.
+//! Entries are dropped at the token's `exp`, and a hit still runs the policy's time
+//! checks (`exp`, `nbf`, `iat`, maximum age) at the current time. Failures are never
+//! cached. Tokens without `exp` are not cached, because nothing would bound their entry's
+//! lifetime.
 //!
 //! Both the number of entries and an estimate of their memory are bounded; the least
-//! recently used entry is evicted first. The cache does no I/O and reads no clock.
+//! recently used entry is evicted first. The cache does no I/O, reads no clock and takes
+//! its hash key from the adapter.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use siphasher::sip128::{Hasher128, SipHasher24};
 
 use crate::verify::VerifiedToken;
 
@@ -30,7 +36,7 @@ pub const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 /// each time instead of flushing the cache.
 const MAX_ENTRY_SHARE: usize = 8;
 
-/// Estimated bytes of an entry besides its claims: the map nodes, the digest and the
+/// Estimated bytes of an entry besides its claims: the map nodes, the hash and the
 /// typed registered claims.
 const ENTRY_OVERHEAD_BYTES: usize = 256;
 
@@ -62,10 +68,16 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
-/// The SHA-256 digest of a token, the cache key.
+/// The SHA-256 digest of a token, as [`TokenCache::digest`] returns it.
 pub type TokenDigest = [u8; 32];
 
-type Key = (usize, TokenDigest);
+/// A token's SipHash-2-4 under a cache's key, as [`TokenCache::hash_token`] returns it.
+pub type TokenHash = [u8; 16];
+
+/// Bytes of the secret key of [`TokenCache::hash_token`].
+pub const HASH_KEY_BYTES: usize = 16;
+
+type Key = (usize, TokenHash);
 
 #[derive(Debug)]
 struct Entry {
@@ -73,15 +85,22 @@ struct Entry {
     key_version: u64,
     exp: i64,
     cost: usize,
-    stamp: u64,
+    /// Stamp of the last use.
+    used: u64,
+    /// Stamp under which `recency` holds the entry: its last use when eviction last
+    /// looked at it, so at most `used`.
+    queued: u64,
 }
 
-/// Verified tokens by provider and token digest.
+/// Verified tokens by provider and token hash.
 #[derive(Debug, Default)]
 pub struct TokenCache {
     limits: CacheLimits,
+    hash_key: [u8; HASH_KEY_BYTES],
     entries: BTreeMap<Key, Entry>,
-    /// Keys by last use, oldest first.
+    /// Keys by an earlier use, oldest first. A hit only records its stamp in the entry;
+    /// eviction moves an entry used since it was queued to its last use before it
+    /// evicts anything, so it still evicts the least recently used entry.
     recency: BTreeMap<u64, Key>,
     /// Keys by `exp`, earliest first.
     expiry: BTreeSet<(i64, Key)>,
@@ -92,13 +111,19 @@ pub struct TokenCache {
 
 impl TokenCache {
     /// Creates an empty cache with these bounds.
-    pub fn new(limits: CacheLimits) -> Self {
-        Self { limits, ..Self::default() }
+    ///
+    /// # Security
+    ///
+    /// `hash_key` must be random and secret: whoever knows it can build a token whose
+    /// hash equals a cached token's, and that token would be accepted with the cached
+    /// token's claims. Adapters take it from the platform's random source.
+    pub fn new(limits: CacheLimits, hash_key: [u8; HASH_KEY_BYTES]) -> Self {
+        Self { limits, hash_key, ..Self::default() }
     }
 
     /// Creates a cache that stores nothing.
     pub fn disabled() -> Self {
-        Self::new(CacheLimits { max_entries: 0, max_bytes: 0 })
+        Self::new(CacheLimits { max_entries: 0, max_bytes: 0 }, [0; HASH_KEY_BYTES])
     }
 
     /// Returns whether the cache stores anything.
@@ -106,18 +131,28 @@ impl TokenCache {
         self.limits.max_entries > 0 && self.limits.max_bytes > 0
     }
 
-    /// Returns the cache key of a token.
+    /// Returns the SHA-256 digest of a token. It names tokens where every worker must
+    /// compute the same name, as the introspection answers shared between workers do;
+    /// this cache names its entries with [`TokenCache::hash_token`].
     pub fn digest(token: &str) -> TokenDigest {
         Sha256::digest(token.as_bytes()).into()
     }
 
-    /// Returns the entry of `provider` for the token with `digest`, if it was verified by
-    /// key-set version `key_version` and `now` (seconds) is before its `exp`.
+    /// Returns the name of a token's entry: SipHash-2-4 with a 128-bit output, keyed with
+    /// this cache's hash key.
+    pub fn hash_token(&self, token: &str) -> TokenHash {
+        let mut hasher = SipHasher24::new_with_key(&self.hash_key);
+        core::hash::Hasher::write(&mut hasher, token.as_bytes());
+        hasher.finish128().as_bytes()
+    }
+
+    /// Returns the entry of `provider` for the token with hash `hash`, if it was verified
+    /// by key-set version `key_version` and `now` (seconds) is before its `exp`.
     ///
     /// Entries that are expired or belong to another key-set version are removed. The
     /// caller still runs the policy's time checks on the returned token.
-    pub fn get(&mut self, provider: usize, digest: &TokenDigest, key_version: u64, now: i64) -> Option<Arc<VerifiedToken>> {
-        let key = (provider, *digest);
+    pub fn get(&mut self, provider: usize, hash: &TokenHash, key_version: u64, now: i64) -> Option<Arc<VerifiedToken>> {
+        let key = (provider, *hash);
         let usable = match self.entries.get(&key) {
             None => {
                 self.stats.misses += 1;
@@ -132,11 +167,15 @@ impl TokenCache {
         }
         let stamp = self.next_stamp();
         let entry = self.entries.get_mut(&key)?;
-        self.recency.remove(&entry.stamp);
-        entry.stamp = stamp;
-        self.recency.insert(stamp, key);
+        entry.used = stamp;
         self.stats.hits += 1;
         Some(Arc::clone(&entry.token))
+    }
+
+    /// Returns whether `provider` has an entry for the token with hash `hash`, whatever
+    /// its key-set version and `exp`, without counting a hit or a miss or marking it used.
+    pub fn contains(&self, provider: usize, hash: &TokenHash) -> bool {
+        self.entries.contains_key(&(provider, *hash))
     }
 
     /// Stores a token that `provider` verified with key-set version `key_version`.
@@ -144,7 +183,7 @@ impl TokenCache {
     /// `claims_bytes` is the size of the decoded claims JSON, for the memory estimate.
     /// Tokens without `exp`, tokens already expired at `now`, and tokens whose entry would
     /// take more than an eighth of the byte bound are not stored.
-    pub fn insert(&mut self, provider: usize, digest: TokenDigest, key_version: u64, token: Arc<VerifiedToken>, claims_bytes: usize, now: i64) {
+    pub fn insert(&mut self, provider: usize, hash: TokenHash, key_version: u64, token: Arc<VerifiedToken>, claims_bytes: usize, now: i64) {
         if !self.is_enabled() {
             return;
         }
@@ -156,18 +195,24 @@ impl TokenCache {
         if cost > self.limits.max_bytes / MAX_ENTRY_SHARE {
             return;
         }
-        let key = (provider, digest);
+        let key = (provider, hash);
         self.remove(&key);
         self.purge_expired(now);
         while self.entries.len() >= self.limits.max_entries || self.bytes.saturating_add(cost) > self.limits.max_bytes {
-            let Some((_, oldest)) = self.recency.pop_first() else { break };
-            self.remove(&oldest);
+            let Some((queued, oldest)) = self.recency.pop_first() else { break };
+            match self.entries.get_mut(&oldest) {
+                Some(entry) if entry.used != queued => {
+                    entry.queued = entry.used;
+                    self.recency.insert(entry.used, oldest);
+                }
+                _ => self.remove(&oldest),
+            }
         }
         let stamp = self.next_stamp();
         self.recency.insert(stamp, key);
         self.expiry.insert((exp, key));
         self.bytes = self.bytes.saturating_add(cost);
-        self.entries.insert(key, Entry { token, key_version, exp, cost, stamp });
+        self.entries.insert(key, Entry { token, key_version, exp, cost, used: stamp, queued: stamp });
     }
 
     /// Drops every entry whose `exp` is at or before `now` (seconds).
@@ -202,7 +247,7 @@ impl TokenCache {
 
     fn remove(&mut self, key: &Key) {
         if let Some(entry) = self.entries.remove(key) {
-            self.recency.remove(&entry.stamp);
+            self.recency.remove(&entry.queued);
             self.expiry.remove(&(entry.exp, *key));
             self.bytes = self.bytes.saturating_sub(entry.cost);
         }
@@ -220,6 +265,7 @@ mod tests {
     use crate::jwks::{KeySet, KeySetOptions};
     use crate::policy::Policy;
     use crate::verify::verify_token;
+    use alloc::string::String;
     use base64ct::{Base64UrlUnpadded, Encoding};
     use hmac::{Hmac, Mac};
 
@@ -238,79 +284,119 @@ mod tests {
         Arc::new(verify_token(&token, &keys, &policy, 100).unwrap())
     }
 
-    fn digest(n: u8) -> TokenDigest {
-        [n; 32]
+    const HASH_KEY: [u8; HASH_KEY_BYTES] = [7; HASH_KEY_BYTES];
+
+    fn hash(n: u8) -> TokenHash {
+        [n; 16]
     }
 
     #[test]
     fn hit_after_insert() {
-        let mut cache = TokenCache::new(CacheLimits::default());
-        cache.insert(0, digest(1), 7, verified(1000), 100, 100);
-        assert!(cache.get(0, &digest(1), 7, 200).is_some());
-        assert!(cache.get(1, &digest(1), 7, 200).is_none(), "another provider misses");
+        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
+        cache.insert(0, hash(1), 7, verified(1000), 100, 100);
+        assert!(cache.get(0, &hash(1), 7, 200).is_some());
+        assert!(cache.get(1, &hash(1), 7, 200).is_none(), "another provider misses");
         assert_eq!(cache.take_stats(), CacheStats { hits: 1, misses: 1 });
         assert_eq!(cache.take_stats(), CacheStats::default());
     }
 
     #[test]
     fn entry_dropped_at_exp() {
-        let mut cache = TokenCache::new(CacheLimits::default());
-        cache.insert(0, digest(1), 7, verified(1000), 100, 100);
-        assert!(cache.get(0, &digest(1), 7, 999).is_some());
-        assert!(cache.get(0, &digest(1), 7, 1000).is_none());
+        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
+        cache.insert(0, hash(1), 7, verified(1000), 100, 100);
+        assert!(cache.get(0, &hash(1), 7, 999).is_some());
+        assert!(cache.get(0, &hash(1), 7, 1000).is_none());
         assert!(cache.is_empty());
     }
 
     #[test]
     fn other_key_version_misses() {
-        let mut cache = TokenCache::new(CacheLimits::default());
-        cache.insert(0, digest(1), 7, verified(1000), 100, 100);
-        assert!(cache.get(0, &digest(1), 8, 200).is_none());
+        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
+        cache.insert(0, hash(1), 7, verified(1000), 100, 100);
+        assert!(cache.get(0, &hash(1), 8, 200).is_none());
         assert!(cache.is_empty(), "an entry of an older key set is removed");
     }
 
     #[test]
     fn entry_count_bounded_least_recent_first() {
-        let mut cache = TokenCache::new(CacheLimits { max_entries: 2, max_bytes: DEFAULT_MAX_BYTES });
+        let mut cache = TokenCache::new(CacheLimits { max_entries: 2, max_bytes: DEFAULT_MAX_BYTES }, HASH_KEY);
         let token = verified(1000);
-        cache.insert(0, digest(1), 0, Arc::clone(&token), 10, 100);
-        cache.insert(0, digest(2), 0, Arc::clone(&token), 10, 100);
-        assert!(cache.get(0, &digest(1), 0, 100).is_some());
-        cache.insert(0, digest(3), 0, Arc::clone(&token), 10, 100);
+        cache.insert(0, hash(1), 0, Arc::clone(&token), 10, 100);
+        cache.insert(0, hash(2), 0, Arc::clone(&token), 10, 100);
+        assert!(cache.get(0, &hash(1), 0, 100).is_some());
+        cache.insert(0, hash(3), 0, Arc::clone(&token), 10, 100);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(0, &digest(2), 0, 100).is_none(), "the least recently used entry went first");
-        assert!(cache.get(0, &digest(1), 0, 100).is_some());
-        assert!(cache.get(0, &digest(3), 0, 100).is_some());
+        assert!(cache.get(0, &hash(2), 0, 100).is_none(), "the least recently used entry went first");
+        assert!(cache.get(0, &hash(1), 0, 100).is_some());
+        assert!(cache.get(0, &hash(3), 0, 100).is_some());
     }
 
     #[test]
     fn bytes_bounded() {
         let limits = CacheLimits { max_entries: 100, max_bytes: 8 * 1000 };
-        let mut cache = TokenCache::new(limits);
+        let mut cache = TokenCache::new(limits, HASH_KEY);
         let token = verified(1000);
         for n in 0..50u8 {
-            cache.insert(0, digest(n), 0, Arc::clone(&token), 100, 100);
+            cache.insert(0, hash(n), 0, Arc::clone(&token), 100, 100);
             assert!(cache.bytes() <= limits.max_bytes, "{} bytes after {n}", cache.bytes());
         }
         assert_eq!(cache.len(), 8000 / (ENTRY_OVERHEAD_BYTES + 300));
-        cache.insert(0, digest(99), 0, token, 1000, 100);
-        assert!(cache.get(0, &digest(99), 0, 100).is_none(), "an entry over an eighth of the bound is not stored");
+        cache.insert(0, hash(99), 0, token, 1000, 100);
+        assert!(cache.get(0, &hash(99), 0, 100).is_none(), "an entry over an eighth of the bound is not stored");
     }
 
     #[test]
     fn purge_drops_expired_only() {
-        let mut cache = TokenCache::new(CacheLimits::default());
-        cache.insert(0, digest(1), 0, verified(500), 10, 100);
-        cache.insert(0, digest(2), 0, verified(1000), 10, 100);
+        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
+        cache.insert(0, hash(1), 0, verified(500), 10, 100);
+        cache.insert(0, hash(2), 0, verified(1000), 10, 100);
         cache.purge_expired(500);
         assert_eq!(cache.len(), 1);
-        assert!(cache.get(0, &digest(2), 0, 600).is_some());
+        assert!(cache.get(0, &hash(2), 0, 600).is_some());
     }
 
     #[test]
     fn disabled_cache_stores_nothing() {
         let mut cache = TokenCache::disabled();
-        cache.insert(0, digest(1), 0, verified(1000), 10, 100);
+        cache.insert(0, hash(1), 0, verified(1000), 10, 100);
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn token_hash_depends_on_key_and_every_byte() {
+        let cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
+        let other = TokenCache::new(CacheLimits::default(), [8; HASH_KEY_BYTES]);
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl";
+        assert_eq!(cache.hash_token(token), cache.hash_token(token));
+        assert_ne!(cache.hash_token(token), other.hash_token(token), "another key names entries differently");
+        let mut seen = alloc::collections::BTreeSet::new();
+        seen.insert(cache.hash_token(token));
+        for index in 0..token.len() {
+            let mut changed = String::from(token);
+            changed.replace_range(index..=index, if &token[index..=index] == "A" { "B" } else { "A" });
+            assert!(seen.insert(cache.hash_token(&changed)), "changing byte {index} changes the hash");
+        }
+        assert!(seen.insert(cache.hash_token(&token[..token.len() - 1])), "a prefix hashes differently");
+    }
+
+    #[test]
+    fn eviction_follows_last_use() {
+        let mut cache = TokenCache::new(CacheLimits { max_entries: 3, max_bytes: DEFAULT_MAX_BYTES }, HASH_KEY);
+        let token = verified(1000);
+        for n in 1..=3 {
+            cache.insert(0, hash(n), 0, Arc::clone(&token), 10, 100);
+        }
+        // Last uses, oldest first: 2, 3, 1, then 2 again.
+        for n in [2, 3, 1, 2] {
+            assert!(cache.get(0, &hash(n), 0, 100).is_some());
+        }
+        cache.insert(0, hash(4), 0, Arc::clone(&token), 10, 100);
+        assert!(!cache.contains(0, &hash(3)), "3 was used least recently");
+        cache.insert(0, hash(5), 0, Arc::clone(&token), 10, 100);
+        assert!(!cache.contains(0, &hash(1)), "then 1");
+        for n in [2, 4, 5] {
+            assert!(cache.contains(0, &hash(n)), "{n} stays");
+        }
+        assert_eq!(cache.len(), 3);
     }
 }

@@ -45,7 +45,7 @@ pub fn check_request_proof(
     nonces: &[&str],
     now: u64,
 ) -> Result<VerifiedProof, VerifyError> {
-    let mut proofs = request.headers.iter().filter(|(name, _)| name == "dpop").map(|(_, value)| value.as_str());
+    let mut proofs = request.headers.iter().filter(|(name, _)| *name == "dpop").map(|(_, value)| *value);
     let proof = match (proofs.next(), proofs.next()) {
         (Some(proof), None) => proof.trim_matches([' ', '\t']),
         (None, _) => return Err(invalid("the request has no `DPoP` header")),

@@ -42,7 +42,7 @@ use crate::revocation::MAX_LIST_BYTES;
 
 #[wasm_bindgen]
 extern "C" {
-    /// `crypto.getRandomValues`, for the nonce secret.
+    /// `crypto.getRandomValues`, for the nonce secret and the token cache's hash key.
     #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues, catch)]
     fn get_random_values(buffer: &mut [u8]) -> Result<JsValue, JsValue>;
 }
@@ -239,7 +239,14 @@ impl WebGate {
             // Without randomness no nonce can be issued; providers with nonces fail closed.
             nonce_secret.clear();
         }
-        let cache = TokenCache::new(gate.cache_limits);
+        let mut hash_key = [0u8; crate::gate::cache::HASH_KEY_BYTES];
+        let cache = if get_random_values(&mut hash_key).is_ok() {
+            TokenCache::new(gate.cache_limits, hash_key)
+        } else {
+            // A guessable key would let a client build a token that hits a cached entry,
+            // so without randomness every token is verified in full.
+            TokenCache::disabled()
+        };
         Ok(Self {
             gate,
             remote,
@@ -446,24 +453,27 @@ impl WebGate {
     /// # Errors
     ///
     /// `RangeError` for an identifier that names no key set or list; `TokenError` with
-    /// code `jwks_invalid` when the body is not a valid key set or list.
+    /// code `jwks_invalid` when the body is not a valid key set, and
+    /// `revocation_list_unavailable` when it is not a valid revocation list.
     #[wasm_bindgen(js_name = adoptKeys)]
     pub fn adopt_keys(&mut self, id: JsValue, body: JsValue, fetched_at_ms: JsValue) -> Result<bool, JsValue> {
         let fetched_at_ms = time_ms(&fetched_at_ms, "fetchedAtMs")?;
         let body = body_bytes(&body)?;
         let id = convert::string(&id, "id")?;
-        let adopted = match self.fetch_id(&id)? {
+        // A key set that fails to parse is `jwks_invalid`. A list that fails to parse gives
+        // the code requests get when a fetched list is unusable, with the parser's message,
+        // which names the revocation list and what is wrong with it.
+        match self.fetch_id(&id)? {
             FetchId::Keys(index) => match self.remote.get_mut(index).and_then(Option::as_mut) {
-                Some(keys) => keys.adopt(&body, fetched_at_ms),
-                None => return Err(self.unknown_provider(&id)),
+                Some(keys) => keys.adopt(&body, fetched_at_ms).map_err(|reason| errors::token_error(ErrorCode::JwksInvalid, &reason)),
+                None => Err(self.unknown_provider(&id)),
             },
             FetchId::List(index) => match self.lists.get_mut(index).and_then(Option::as_mut) {
-                Some(list) => list.adopt(&body, fetched_at_ms),
-                None => return Err(self.unknown_provider(&id)),
+                Some(list) => list.adopt(&body, fetched_at_ms).map_err(|reason| errors::token_error(ErrorCode::RevocationListUnavailable, &reason)),
+                None => Err(self.unknown_provider(&id)),
             },
-            FetchId::Introspection(..) => return Err(convert::range_error("introspection answers cannot be adopted")),
-        };
-        adopted.map_err(|reason| errors::token_error(ErrorCode::JwksInvalid, &reason))
+            FetchId::Introspection(..) => Err(convert::range_error("introspection answers cannot be adopted")),
+        }
     }
 
     /// `gate.keyStatus(provider, nowMs)`: the state of a remote provider's keys, for logs
@@ -532,7 +542,8 @@ impl WebGate {
                 nonce_secret: &self.nonce_secret,
                 now_ms,
             };
-            self.gate.decide_with_cache(request.parts(), &mut state, &mut self.cache, now_s, final_attempt)
+            let headers = request.header_pairs();
+            self.gate.decide_with_cache(request.parts(&headers), &mut state, &mut self.cache, now_s, final_attempt)
         };
         match decision {
             Decision::Allow(allowed) => {

@@ -8,8 +8,8 @@ use envoy_host::{CalloutFault, Envoy, Outcome, Response};
 use serde_json::{json, Value};
 
 use crate::fixture::{
-    code_of, config, forwarded, header, local_provider, local_token, metric, options, paths_of, reply, request, start, tamper_signature,
-    warnings, Authz,
+    code_of, config, forwarded, header, local_provider, local_token, metric, now_seconds, options, paths_of, reply, request, start,
+    tamper_signature, warnings, Authz,
 };
 
 /// A provider that only introspects, through the cluster `authz`.
@@ -17,7 +17,6 @@ fn opaque_provider(authz: &Authz, cache_duration: &str) -> Value {
     json!({
         "issuer": authz.issuer,
         "audiences": [authz.opaque_audience],
-        "algorithms": [],
         "scopes": { "all_of": ["api:read"] },
         "introspection": {
             "http_uri": { "uri": authz.introspection_endpoint, "cluster": "authz", "timeout": "2s" },
@@ -147,6 +146,98 @@ fn stale_answer_serves_while_endpoint_fails() {
     assert_denied(&envoy.send(0, request(Some(authz.token("opaque")))), "introspection_unavailable", "stale window over");
 }
 
+/// The endpoint's answer for any token, as `opaque_provider` accepts it when `active`.
+fn scripted_answer(authz: &Authz, active: bool) -> CalloutFault {
+    let answer = if active {
+        json!({
+            "active": true,
+            "iss": authz.issuer,
+            "aud": authz.opaque_audience,
+            "scope": "api:read",
+            "sub": "alice",
+            "exp": now_seconds() + 3600
+        })
+    } else {
+        json!({ "active": false })
+    };
+    CalloutFault::Respond(Response { status: 200, headers: Vec::new(), body: answer.to_string().into_bytes() })
+}
+
+/// Once the endpoint works again, no worker keeps treating it as failing: a stale answer
+/// is not served in place of asking, on the worker whose call recovered nor on the one
+/// that only adopted the shared failure.
+#[test]
+fn stale_answers_stop_once_endpoint_recovers() {
+    let authz = Authz::shared();
+    let mut provider = opaque_provider(authz, "10s");
+    provider["introspection"]["stale_if_error"] = json!("60s");
+    let mut options = options(&config(provider), authz.clusters());
+    options.workers = 2;
+    options.callout_faults.insert(String::from("authz"), scripted_answer(authz, true));
+    let mut envoy = start(options);
+    let (first, second) = ("opaque-recovery-1", "opaque-recovery-2");
+    forwarded(&envoy.send(0, request(Some(first))));
+    forwarded(&envoy.send(0, request(Some(second))));
+
+    // The endpoint fails: worker 0's call fails and the stale answer serves; worker 1
+    // adopts the shared answer and the shared failure.
+    let failure = Response { status: 500, headers: Vec::new(), body: b"oops".to_vec() };
+    envoy.set_callout_fault("authz", Some(CalloutFault::Respond(failure)));
+    advance(&mut envoy, Duration::from_secs(11));
+    forwarded(&envoy.send(0, request(Some(first))));
+    forwarded(&envoy.send(1, request(Some(second))));
+    assert_eq!(metric(&envoy, "portcullis.provider.idp.introspection_failed"), 1);
+
+    // The endpoint recovers. After the backoff, a stale answer is asked for again.
+    envoy.set_callout_fault("authz", Some(scripted_answer(authz, true)));
+    advance(&mut envoy, Duration::from_secs(3));
+    forwarded(&envoy.send(0, request(Some(first))));
+    assert_eq!(metric(&envoy, "portcullis.provider.idp.introspection_success"), 3, "the endpoint was asked again");
+
+    // Both tokens are revoked. Once their answers are stale, the working endpoint is
+    // asked on both workers, so the revocation takes effect.
+    envoy.set_callout_fault("authz", Some(scripted_answer(authz, false)));
+    advance(&mut envoy, Duration::from_secs(11));
+    assert_denied(&envoy.send(0, request(Some(first))), "token_inactive", "worker whose call recovered");
+    assert_denied(&envoy.send(1, request(Some(second))), "token_inactive", "worker that adopted the failure");
+    assert_eq!(metric(&envoy, "portcullis.provider.idp.introspection_failed"), 1);
+
+    // A new failure after the recovery backs off from the start (1 s, at most 1.2 s with
+    // jitter), not as the second failure in a row (2 s): the old failure stays over.
+    let failure = Response { status: 500, headers: Vec::new(), body: b"oops".to_vec() };
+    envoy.set_callout_fault("authz", Some(CalloutFault::Respond(failure)));
+    advance(&mut envoy, Duration::from_secs(1));
+    assert_denied(&envoy.send(0, request(Some("opaque-recovery-3"))), "introspection_unavailable", "failing again");
+    envoy.advance(Duration::from_millis(1500));
+    envoy.run_until_idle(Duration::from_secs(5));
+    let calls = introspections(&envoy);
+    assert_denied(&envoy.send(0, request(Some("opaque-recovery-4"))), "introspection_unavailable", "after one backoff");
+    assert_eq!(introspections(&envoy), calls + 1, "the backoff of a first failure is over after 1.5 s");
+}
+
+/// A call the host rejects (an unknown cluster) is logged and counted like one that failed
+/// on the way, and so is a rejected revocation-list fetch.
+#[test]
+fn host_rejected_calls_logged_and_counted() {
+    let authz = Authz::shared();
+    let mut provider = opaque_provider(authz, "30s");
+    provider["introspection"]["http_uri"]["cluster"] = json!("no-such-cluster");
+    let mut envoy = start(options(&config(provider), authz.clusters()));
+    assert_denied(&envoy.send(0, request(Some("opaque-refused"))), "introspection_unavailable", "call refused");
+    let logged = warnings(&envoy, "introspection failed: the host refused the call to cluster \"no-such-cluster\"");
+    assert_eq!(logged.len(), 1, "{:?}", envoy.logs());
+    assert!(logged[0].contains("provider idp"), "{logged:?}");
+    assert_eq!(metric(&envoy, "portcullis.provider.idp.introspection_failed"), 1);
+
+    let mut provider = listed_provider("10s");
+    provider["revocation_list"]["http_uri"]["cluster"] = json!("no-such-cluster");
+    let mut envoy = start(options(&config(provider), authz.clusters()));
+    let token = local_token(&json!({ "jti": "j-1" }));
+    assert_denied(&envoy.send(0, request(Some(&token))), "revocation_list_unavailable", "fetch refused");
+    assert!(!warnings(&envoy, "revocation list fetch failed: the host refused the call").is_empty(), "{:?}", envoy.logs());
+    assert!(metric(&envoy, "portcullis.provider.idp.revocation_list_fetch_failed") >= 1);
+}
+
 #[test]
 fn malformed_answers_fail_closed() {
     let authz = Authz::shared();
@@ -211,6 +302,9 @@ fn bad_introspection_configuration_rejected() {
         ("/introspection/client_secret", json!(""), "introspection.client_secret"),
         ("/introspection/http_uri/cluster", Value::Null, "introspection.http_uri.cluster"),
         ("/remote_jwks", json!({ "http_uri": { "uri": authz.jwks_uri, "cluster": "authz" } }), "verifies no JWT"),
+        ("/token_type", json!("at+jwt"), "providers.idp.token_type"),
+        ("/token_type_claim", json!({ "claim": "token_use", "value": "access" }), "providers.idp.token_type_claim"),
+        ("/profile", json!("rfc9068"), "providers.idp.profile"),
     ];
     for (pointer, value, expected) in cases {
         let mut provider = base.clone();

@@ -215,7 +215,7 @@ impl WebIntrospector {
         match introspection::parse_response(body) {
             Ok(answer) => {
                 let active = answer.is_active();
-                self.health.record_success();
+                self.health.record_success(now_ms);
                 cache.insert(index, *digest, Arc::new(answer), now_ms, &self.settings);
                 Some(Ok(active))
             }

@@ -80,15 +80,15 @@ impl Request {
         Ok(Self { method, scheme, authority, path, headers })
     }
 
-    /// Returns the parts the core's gate reads.
-    pub fn parts(&self) -> RequestParts<'_> {
-        RequestParts {
-            method: &self.method,
-            path: &self.path,
-            scheme: &self.scheme,
-            authority: &self.authority,
-            headers: &self.headers,
-        }
+    /// Returns the headers as borrowed pairs, for [`Request::parts`].
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect()
+    }
+
+    /// Returns the parts the core's gate reads, with `headers` from
+    /// [`Request::header_pairs`].
+    pub fn parts<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> RequestParts<'a> {
+        RequestParts { method: &self.method, path: &self.path, scheme: &self.scheme, authority: &self.authority, headers }
     }
 }
 

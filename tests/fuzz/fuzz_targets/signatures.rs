@@ -1,6 +1,7 @@
 //! Differential target for this crate's own signature arithmetic: RSA (src/alg/rsa.rs)
 //! against the `rsa` crate, ECDSA on P-256 and P-384 (src/alg/weierstrass.rs) against the
-//! `p256` and `p384` crates. The input picks a key and a padding, a message, and either a
+//! `p256` and `p384` crates, and Ed25519 with precomputed tables (src/alg/eddsa.rs) against
+//! `ed25519-dalek`'s own verification. The input picks a key and a padding, a message, and either a
 //! valid signature with bytes XORed in or raw signature bytes; both implementations must give
 //! the same answer. For RSA the expected answer also requires the signature to be below the
 //! modulus (RFC 8017 §5.2.2), which `rsa` 0.9 does not check for PSS.
@@ -11,6 +12,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use portcullis::alg::eddsa::Ed25519VerifyingKey;
 use portcullis::alg::rsa::{RsaHash, RsaPadding, RsaVerifyingKey};
 use portcullis::alg::weierstrass::{P256VerifyingKey, P384VerifyingKey};
 use rsa::traits::PublicKeyParts as _;
@@ -30,6 +32,8 @@ enum Input<'a> {
     P256 { message: u8, mask: &'a [u8], offset: u8 },
     P256Raw { signature: &'a [u8], digest: [u8; 32] },
     P384 { message: u8, mask: &'a [u8], offset: u8 },
+    Ed25519 { key: u8, message: &'a [u8], mask: &'a [u8], offset: u8 },
+    Ed25519Raw { key: u8, message: u8, signature: [u8; 64] },
 }
 
 struct RsaFixture {
@@ -43,6 +47,9 @@ struct Fixtures {
     rsa: Vec<RsaFixture>,
     p256: (P256VerifyingKey, p256::ecdsa::VerifyingKey, Vec<Vec<u8>>),
     p384: (P384VerifyingKey, p384::ecdsa::VerifyingKey, Vec<Vec<u8>>),
+    /// Signing keys and their verifying keys with tables; the second shares the first's
+    /// table of the base point, as keys of one set do.
+    ed25519: Vec<(ed25519_dalek::SigningKey, Ed25519VerifyingKey)>,
 }
 
 fn member(jwk: &Value, name: &str) -> Vec<u8> {
@@ -99,7 +106,17 @@ fn fixtures() -> &'static Fixtures {
                 signature.to_bytes().to_vec()
             })
             .collect();
+        let seed: [u8; 32] = member(&keys["keys"]["K_ED25519"]["jwk"], "d").try_into().expect("Ed25519 seed");
+        let mut ed25519: Vec<(ed25519_dalek::SigningKey, Ed25519VerifyingKey)> = Vec::new();
+        for seed in [seed, [0x42; 32]] {
+            let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let mut verifying = Ed25519VerifyingKey::new(signing.verifying_key());
+            verifying.precompute(ed25519.first().map(|(_, first)| first));
+            assert!(verifying.has_tables(), "the fuzz build turns on ed25519-tables");
+            ed25519.push((signing, verifying));
+        }
         Fixtures {
+            ed25519,
             rsa,
             p256: (p256_fast, *p256_signing.verifying_key(), p256_signatures),
             p384: (p384_fast, *p384_signing.verifying_key(), p384_signatures),
@@ -168,6 +185,21 @@ fuzz_target!(|input: Input<'_>| {
             let expected = p384::ecdsa::Signature::from_slice(&signature)
                 .is_ok_and(|parsed| reference.verify(MESSAGES[index], &parsed).is_ok());
             assert_eq!(fast.verify_digest(&Sha384::digest(MESSAGES[index]), &signature), expected, "P-384");
+        }
+        Input::Ed25519 { key, message, mask, offset } => {
+            let (signing, verifying) = &fixtures.ed25519[usize::from(key) % fixtures.ed25519.len()];
+            let signed = signing.sign(message).to_bytes();
+            let changed: [u8; 64] = masked(&signed, mask, usize::from(offset)).try_into().expect("64 bytes");
+            let expected = verifying.verify_without_tables(message, &changed);
+            assert_eq!(verifying.verify(message, &changed), expected, "Ed25519");
+            if changed == signed {
+                assert!(expected, "Ed25519: an unchanged signature verifies");
+            }
+        }
+        Input::Ed25519Raw { key, message, signature } => {
+            let (_, verifying) = &fixtures.ed25519[usize::from(key) % fixtures.ed25519.len()];
+            let message = MESSAGES[usize::from(message) % MESSAGES.len()];
+            assert_eq!(verifying.verify(message, &signature), verifying.verify_without_tables(message, &signature), "Ed25519 raw");
         }
     }
 });
