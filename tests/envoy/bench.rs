@@ -254,7 +254,7 @@ fn bench_soak(out_dir: &Path, requests: usize) {
     options.optimize_guest = true;
     let mut envoy = fixture::start(options);
     let mix = soak::Mix::new(&authz);
-    let warm_up = soak::WARM_UP.min(requests / 2);
+    let warm_up = soak::LONG_WARM_UP.min(requests / 2);
     println!("soak: {requests} requests, memory read after {warm_up}");
     let report = soak::run(&mut envoy, &mix, requests, warm_up);
     println!("{report:?}");
@@ -269,7 +269,7 @@ fn bench_soak(out_dir: &Path, requests: usize) {
     write_json(
         &out_dir.join("soak.json"),
         &json!({
-            "description": "Valid and invalid requests, mixed, through one VM of the portcullis Envoy filter in the proxy-wasm stand-in; the guest's linear memory is read at start, after warm-up (every distinct token sent once, token cache full) and at the end. Linear memory never shrinks, so a leak shows as growth after warm-up.",
+            "description": "Valid and invalid requests, mixed, through one VM of the portcullis Envoy filter in the proxy-wasm stand-in; the guest's linear memory is read at start, after warm-up (every distinct token sent once, token cache full, the remote key set refreshed and refetched for unknown kids) and at the end. Linear memory never shrinks, so a leak shows as growth after warm-up.",
             "command": format!("make bench-envoy (cargo bench --bench envoy_filter -- soak --requests {requests})"),
             "date": date,
             "machine": machine,
