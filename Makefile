@@ -57,7 +57,7 @@ bench: install filter pkg bench-envoy
 	.ci/bench.sh
 
 # The Envoy filter's measurements: docs/bench/filter.json (time per request) and
-# docs/bench/soak.json (a million requests through one VM): about three minutes on a
+# docs/bench/soak.json (two million requests through one VM): about five minutes on a
 # 2-core machine once built.
 bench-envoy: install filter
 	$(CARGO) bench --bench envoy_filter

@@ -43,7 +43,7 @@ fn arguments() -> Arguments {
     let mut parsed = Arguments {
         filter: false,
         soak: false,
-        requests: 1_000_000,
+        requests: 2 * soak::LONG_WARM_UP,
         out_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/bench"),
     };
     let mut args = std::env::args().skip(1);
