@@ -749,7 +749,7 @@ fn without_controls(text: &str) -> String {
 /// Finds the provider's token and how it was presented; more than one token is an error.
 /// Providers with DPoP settings also read `Authorization: DPoP <token>`.
 ///
-/// `known` answers whether the cache holds a token, which then needs no `b64token` scan.
+/// `known` returns whether the cache contains a token, which then needs no `b64token` scan.
 fn extract<'r>(
     provider: &Provider,
     request: &RequestParts<'r>,

@@ -189,7 +189,7 @@ pub struct IntrospectionAnswer {
 }
 
 impl IntrospectionAnswer {
-    /// Whether the endpoint reports the token as active.
+    /// Returns whether the endpoint reports the token as active.
     pub fn is_active(&self) -> bool {
         self.active
     }
@@ -282,7 +282,7 @@ pub fn fresh_until_ms(answer: &IntrospectionAnswer, fetched_at_ms: u64, settings
     }
 }
 
-/// What the cache holds for a token.
+/// A cache entry for one token.
 #[derive(Clone, Debug)]
 pub enum Cached {
     /// An answer within its `cache_duration`.
@@ -438,8 +438,8 @@ impl EndpointHealth {
     }
 
     /// Adopts a failure another process recorded at `failed_at_ms`, with its retry time
-    /// and failure count, unless this state knows a success at or after it, or knows the
-    /// failure already. Returns whether anything changed.
+    /// and failure count, unless this state has recorded a success at or after it, or
+    /// the same failure. Returns whether anything changed.
     pub fn adopt_failure(&mut self, reason: &str, failed_at_ms: u64, retry_at_ms: u64, failures: u32) -> bool {
         if failed_at_ms <= self.succeeded_at_ms {
             return false;
@@ -465,7 +465,7 @@ impl EndpointHealth {
     }
 
     /// Adopts a success another process recorded at `succeeded_at_ms`, unless this state
-    /// knows a later failure or the success already. Returns whether anything changed.
+    /// has recorded a later failure or the same success. Returns whether anything changed.
     pub fn adopt_success(&mut self, succeeded_at_ms: u64) -> bool {
         if succeeded_at_ms < self.failed_at_ms || succeeded_at_ms <= self.succeeded_at_ms {
             return false;
@@ -475,12 +475,12 @@ impl EndpointHealth {
         changed
     }
 
-    /// Whether the last call failed.
+    /// Returns whether the last call failed.
     pub fn failing(&self) -> bool {
         self.failures > 0
     }
 
-    /// Whether no call may start before `retry_at_ms`.
+    /// Returns whether no call may start before `retry_at_ms`.
     pub fn backing_off(&self, now_ms: u64) -> bool {
         now_ms < self.retry_at_ms
     }
