@@ -143,6 +143,7 @@ impl Envoy {
                 vm_config: options.vm_config,
                 clusters: options.clusters,
                 log_level: options.log_level,
+                time_host_calls: options.time_host_calls,
             },
             options.clock,
             sender,
@@ -1015,6 +1016,17 @@ impl Envoy {
         self.vms
             .get(worker)
             .map(|vm| vm.guest_time)
+            .unwrap_or_default()
+    }
+
+    /// Time spent inside the host calls of the worker's guest since start, without the
+    /// guest allocator run from inside them. It stays zero unless
+    /// [`HostOptions::time_host_calls`](crate::HostOptions::time_host_calls) is set.
+    /// [`Envoy::guest_time`] minus this time is the time of the guest's own code.
+    pub fn host_call_time(&self, worker: usize) -> Duration {
+        self.vms
+            .get(worker)
+            .map(|vm| vm.store.data().host_calls.host_only())
             .unwrap_or_default()
     }
 

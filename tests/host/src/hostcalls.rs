@@ -51,9 +51,17 @@ macro_rules! define {
             "env",
             $name,
             |mut caller: Caller<'_, HostState>, $($arg: $ty),*| -> wasmtime::Result<i32> {
-                let $caller = &mut caller;
-                guard($caller, concat!("env.", $name))?;
-                $body
+                let started = caller.data().host_calls.enabled.then(std::time::Instant::now);
+                #[allow(clippy::redundant_closure_call, reason = "the body may `return` early")]
+                let result = (|| -> wasmtime::Result<i32> {
+                    let $caller = &mut caller;
+                    guard($caller, concat!("env.", $name))?;
+                    $body
+                })();
+                if let Some(started) = started {
+                    caller.data_mut().host_calls.within_calls += started.elapsed();
+                }
+                result
             },
         )?;
     };

@@ -90,8 +90,12 @@ fn allocate(caller: &mut Caller<'_, HostState>, size: usize) -> wasmtime::Result
     let saved_context = (state.current_context, state.effective_context);
     state.current_context = 0;
     state.effective_context = 0;
+    let started = state.host_calls.enabled.then(std::time::Instant::now);
     let result = allocator.call(&mut *caller, size_arg);
     let state = caller.data_mut();
+    if let Some(started) = started {
+        state.host_calls.nested_guest += started.elapsed();
+    }
     state.restricted = saved_restricted;
     (state.current_context, state.effective_context) = saved_context;
     let address = result? as u32;

@@ -43,6 +43,10 @@ pub struct HostOptions {
     /// runtime does. Off by default: compiling takes several times longer, which only
     /// benchmarks of the guest's speed need.
     pub optimize_guest: bool,
+    /// Measure the time spent in the host calls the guest makes
+    /// ([`crate::Envoy::host_call_time`]). Off by default: two clock reads per host call
+    /// add to the guest time.
+    pub time_host_calls: bool,
 }
 
 impl Default for HostOptions {
@@ -61,6 +65,7 @@ impl Default for HostOptions {
             pump_limit: Duration::from_secs(30),
             callout_faults: BTreeMap::new(),
             optimize_guest: false,
+            time_host_calls: false,
         }
     }
 }

@@ -90,6 +90,7 @@ pub(crate) struct SharedOptions {
     pub vm_config: Vec<u8>,
     pub clusters: BTreeMap<String, SocketAddr>,
     pub log_level: LogLevel,
+    pub time_host_calls: bool,
 }
 
 /// A value stored with `proxy_set_shared_data`, and its compare-and-swap number.
@@ -306,10 +307,32 @@ pub(crate) struct HostState {
     pub tick: Option<Tick>,
     pub metric_ids: HashMap<u32, (MetricKind, String)>,
     pub next_metric_ids: [u32; 3],
+    /// Host-call timing, kept only with [`crate::HostOptions::time_host_calls`].
+    pub host_calls: HostCallTime,
+}
+
+/// Time spent in host calls, for telling the guest's own code apart from the stand-in's
+/// implementation of the ABI.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HostCallTime {
+    pub enabled: bool,
+    /// Wall time of every timed host call, from entry to return.
+    pub within_calls: Duration,
+    /// Guest code run from inside a host call: the guest allocator, called while a value is
+    /// copied into guest memory. It counts as guest time.
+    pub nested_guest: Duration,
+}
+
+impl HostCallTime {
+    /// Host-call time without the guest code they ran.
+    pub(crate) fn host_only(&self) -> Duration {
+        self.within_calls.saturating_sub(self.nested_guest)
+    }
 }
 
 impl HostState {
     pub(crate) fn new(worker: usize, shared: Arc<Shared>) -> HostState {
+        let host_calls = HostCallTime { enabled: shared.options.time_host_calls, ..HostCallTime::default() };
         HostState {
             worker,
             shared,
@@ -333,6 +356,7 @@ impl HostState {
             tick: None,
             metric_ids: HashMap::new(),
             next_metric_ids: [0, 1, 2],
+            host_calls,
         }
     }
 
