@@ -414,10 +414,12 @@ impl fmt::Display for ParseError {
                 write!(f, "token is {actual} bytes, more than the maximum of {max}")
             }
             Self::Malformed { segments } => {
-                if *segments > 3 {
-                    f.write_str("token has more than three segments")
-                } else {
-                    write!(f, "token has {segments} segments, expected three")
+                match segments {
+                    0 => f.write_str("token is empty, expected three segments"),
+                    1 => f.write_str("token has one segment, expected three"),
+                    2 => f.write_str("token has two segments, expected three"),
+                    3 => f.write_str("token has an empty header or payload segment"),
+                    _ => f.write_str("token has more than three segments"),
                 }
             }
             Self::Base64 { segment } => {

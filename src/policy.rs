@@ -886,6 +886,20 @@ impl ProviderConfig {
     }
 
     fn check_sources(&self, prefix: &str) -> Result<(), ConfigError> {
+        if self.local_jwks.is_some() && self.remote_jwks.is_some() {
+            return Err(ConfigError::invalid(field(prefix, "remote_jwks"), "set exactly one of `local_jwks` and `remote_jwks`"));
+        }
+        // A fetched key set never supplies an `oct` key (`KeySetOptions::allow_symmetric`
+        // is off for it), so an HMAC algorithm beside `remote_jwks` could never verify.
+        if self.remote_jwks.is_some() {
+            let symmetric = |name: &String| Algorithm::from_name(name).is_some_and(Algorithm::is_symmetric);
+            if let Some(index) = self.algorithms.iter().position(symmetric) {
+                return Err(ConfigError::invalid(
+                    alloc::format!("{}[{index}]", field(prefix, "algorithms")),
+                    "HMAC algorithms need the shared secret in `local_jwks`; a key set fetched with `remote_jwks` never supplies one",
+                ));
+            }
+        }
         if let Some(local) = &self.local_jwks {
             if local.inline.is_some() == local.inline_string.is_some() {
                 return Err(ConfigError::invalid(field(prefix, "local_jwks"), "set exactly one of `inline_string` and `inline`"));

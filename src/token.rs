@@ -336,6 +336,16 @@ mod tests {
         assert!(matches!(parse_token(&empty_payload, 100), Err(ParseError::Malformed { .. })));
     }
 
+    #[test]
+    fn segment_count_messages() {
+        let message = |token: &str| parse_token(token, 100).unwrap_err().to_string();
+        assert_eq!(message(""), "token is empty, expected three segments");
+        assert_eq!(message("abc"), "token has one segment, expected three");
+        assert_eq!(message("abc.def"), "token has two segments, expected three");
+        assert_eq!(message("abc..AA"), "token has an empty header or payload segment");
+        assert_eq!(message("a.b.c.d"), "token has more than three segments");
+    }
+
     /// Compares [`decode_base64url`] with `base64ct` on one input.
     fn assert_decodes_like_base64ct(text: &[u8]) {
         let reference = core::str::from_utf8(text).ok().and_then(|text| Base64UrlUnpadded::decode_vec(text).ok());

@@ -58,6 +58,17 @@ fn policy_invalid_values_name_field() {
         (with(json!({"remote_jwks": {"http_uri": {"uri": "ftp://a/jwks"}}})), "remote_jwks.http_uri.uri"),
         (with(json!({"remote_jwks": {"http_uri": {"uri": "https://a/jwks"}, "cache_duration": "10ms"}})), "remote_jwks.cache_duration"),
         (with(json!({"from_headers": [{"name": "bad header"}]})), "from_headers[0].name"),
+        (
+            with(json!({
+                "local_jwks": {"inline": {"keys": []}},
+                "remote_jwks": {"http_uri": {"uri": "https://a/jwks"}}
+            })),
+            "remote_jwks",
+        ),
+        (
+            with(json!({"algorithms": ["RS256", "HS256"], "remote_jwks": {"http_uri": {"uri": "https://a/jwks"}}})),
+            "algorithms[1]",
+        ),
         (with(json!({"claim_to_headers": [{"header_name": ":path", "claim_name": "sub"}]})), "claim_to_headers"),
     ];
     for (document, field) in cases {

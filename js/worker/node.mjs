@@ -123,11 +123,31 @@ function envFromProcess() {
   return env;
 }
 
+/**
+ * Builds the gate once from the PORTCULLIS_POLICY binding. The worker reads the policy
+ * only when the first request arrives, so without this check an invalid or missing
+ * policy would show only as status 500 on every request.
+ */
+async function checkPolicy(env) {
+  if (env.PORTCULLIS_POLICY === undefined || env.PORTCULLIS_POLICY === '') {
+    throw new Error('the PORTCULLIS_POLICY environment variable is missing: set it to the gate configuration JSON');
+  }
+  const { Gate } = await import('portcullis/gate');
+  new Gate(env.PORTCULLIS_POLICY).free();
+}
+
 async function main() {
   const { default: worker } = await import('./worker.mjs');
+  const env = envFromProcess();
+  try {
+    await checkPolicy(env);
+  } catch (error) {
+    console.error(`portcullis: invalid policy: ${error.message}`);
+    process.exit(1);
+  }
   const port = Number(process.env.PORT ?? 8787);
   const host = process.env.HOST ?? '127.0.0.1';
-  const server = await serve({ worker, env: envFromProcess(), port, host, scheme: process.env.SCHEME ?? 'http' });
+  const server = await serve({ worker, env, port, host, scheme: process.env.SCHEME ?? 'http' });
   console.error(`portcullis: listening on ${server.url}`);
   for (const signal of ['SIGTERM', 'SIGINT']) {
     process.once(signal, () => {

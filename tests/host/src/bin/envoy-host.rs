@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use envoy_host::http::{self, HttpRequest, IncomingRequest};
-use envoy_host::{Envoy, HostOptions, LogLevel, Outcome, Request, RequestId, Response};
+use envoy_host::{Envoy, HostOptions, LogLevel, Outcome, Request, RequestId, Response, StartError};
 
 const USAGE: &str = "usage: envoy-host --wasm FILE --config FILE [--vm-config FILE] \
 [--cluster NAME=127.0.0.1:PORT]... --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT \
@@ -168,7 +168,7 @@ fn main() -> ExitCode {
     match ready.recv() {
         Ok(Ok(())) => {}
         Ok(Err(message)) => {
-            eprintln!("error: failed to start the filter: {message}");
+            eprintln!("{message}");
             return ExitCode::FAILURE;
         }
         Err(_) => {
@@ -242,7 +242,15 @@ fn run_loop(
     let mut envoy = match Envoy::start(options) {
         Ok(envoy) => envoy,
         Err(error) => {
-            let _ = ready.send(Err(error.to_string()));
+            // A rejected configuration is explained only in the filter's log lines.
+            let mut message = String::new();
+            if let StartError::ConfigRejected { logs, .. } = &error {
+                for record in logs {
+                    message.push_str(&format!("[{}] worker {}: {}\n", record.level, record.worker, record.message));
+                }
+            }
+            message.push_str(&format!("error: failed to start the filter: {error}"));
+            let _ = ready.send(Err(message));
             return;
         }
     };
