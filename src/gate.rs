@@ -861,31 +861,31 @@ fn remove_cookie(cookies: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hmac::{Hmac, Mac};
-    use sha2::Sha256;
+    use ed25519_dalek::{Signer, SigningKey};
 
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    /// The private key of the test key set, from fixed bytes.
+    fn signing_key() -> SigningKey {
+        SigningKey::from_bytes(&[7; 32])
+    }
 
-    fn hs256(claims: &str) -> String {
+    fn eddsa(claims: &str) -> String {
         let input = alloc::format!(
             "{}.{}",
-            Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#),
+            Base64UrlUnpadded::encode_string(br#"{"alg":"EdDSA"}"#),
             Base64UrlUnpadded::encode_string(claims.as_bytes())
         );
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
-        mac.update(input.as_bytes());
-        alloc::format!("{input}.{}", Base64UrlUnpadded::encode_string(&mac.finalize().into_bytes()))
+        let signature = signing_key().sign(input.as_bytes());
+        alloc::format!("{input}.{}", Base64UrlUnpadded::encode_string(&signature.to_bytes()))
     }
 
     /// Builds a gate with one remote provider `idp` whose keys come from [`TestKeys`].
     fn remote_gate() -> Gate {
-        Gate::from_json(br#"{"providers":{"idp":{"algorithms":["HS256"],
+        Gate::from_json(br#"{"providers":{"idp":{"algorithms":["EdDSA"],
             "remote_jwks":{"http_uri":{"uri":"https://idp.example/jwks","cluster":"idp"}}}}}"#)
         .unwrap()
     }
 
-    /// Keys for the test gate: the HMAC secret (allowed here because the test builds the
-    /// set itself), or none yet.
+    /// Keys for the test gate: the public key of [`signing_key`], or none yet.
     struct TestKeys {
         keys: Option<KeySet>,
         version: u64,
@@ -904,9 +904,10 @@ mod tests {
         }
     }
 
-    fn secret_set() -> KeySet {
-        let jwks = alloc::format!(r#"{{"keys":[{{"kty":"oct","k":"{}"}}]}}"#, Base64UrlUnpadded::encode_string(SECRET));
-        KeySet::from_json(jwks.as_bytes(), crate::jwks::KeySetOptions { allow_symmetric: true }).unwrap()
+    fn public_set() -> KeySet {
+        let x = Base64UrlUnpadded::encode_string(signing_key().verifying_key().as_bytes());
+        let jwks = alloc::format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}]}}"#);
+        KeySet::from_json(jwks.as_bytes(), crate::jwks::KeySetOptions::default()).unwrap()
     }
 
     fn bearer(token: &str) -> String {
@@ -920,7 +921,7 @@ mod tests {
     #[test]
     fn final_attempt_never_pending() {
         let gate = remote_gate();
-        let authorization = bearer(&hs256(r#"{"exp":2000}"#));
+        let authorization = bearer(&eddsa(r#"{"exp":2000}"#));
         let headers = [("authorization", authorization.as_str())];
         let mut keys = TestKeys { keys: None, version: 0 };
         assert!(matches!(gate.decide(parts(&headers), &mut keys, 1000, false), Decision::Pending { .. }));
@@ -936,9 +937,9 @@ mod tests {
     #[test]
     fn cache_hit_rechecks_time_and_key_version() {
         let gate = remote_gate();
-        let authorization = bearer(&hs256(r#"{"exp":2000}"#));
+        let authorization = bearer(&eddsa(r#"{"exp":2000}"#));
         let headers = [("authorization", authorization.as_str())];
-        let mut keys = TestKeys { keys: Some(secret_set()), version: 1 };
+        let mut keys = TestKeys { keys: Some(public_set()), version: 1 };
         let mut cache = TokenCache::new(gate.cache_limits, [7; cache::HASH_KEY_BYTES]);
         assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1000, false), Decision::Allow(_)));
         assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1001, false), Decision::Allow(_)));
