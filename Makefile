@@ -64,4 +64,4 @@ bench-envoy: install filter
 
 clean:
 	$(CARGO) clean
-	find pkg -mindepth 1 ! -name README.md -delete
+	rm -rf pkg
