@@ -64,4 +64,4 @@ bench-envoy: install filter
 
 clean:
 	$(CARGO) clean
-	rm -rf pkg
+	find pkg -mindepth 1 ! -name README.md -delete

@@ -12,9 +12,9 @@
 # `portcullis/client` has no module of its own: its entry file imports the light entry
 # point beside it.
 #
-# Everything in pkg/ is generated, and each build deletes it first, so edit the sources in
-# js/package/ and src/, never the files in pkg/. js/package/README.npm.md becomes
-# pkg/README.md, the README that users of the package get in its tarball.
+# Everything in pkg/ but its README is generated, and each build deletes it first, so edit
+# the sources in js/package/ and src/, never the generated files. pkg/README.md is tracked:
+# it is the README that users of the package get in its tarball.
 #
 # Usage: js/package/build.sh   (idempotent; installs what it needs through .ci/install.sh)
 # Honours CARGO_TARGET_DIR. Needs nothing on the network once .ci/install.sh has run.
@@ -90,7 +90,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 mkdir -p "$out"
-find "$out" -mindepth 1 -delete
+find "$out" -mindepth 1 ! -name README.md -delete
 
 build_module light npm-cdylib
 build_module verify web-verify,npm-cdylib
@@ -113,7 +113,6 @@ mkdir -p "$out/dist/workerd"
 cp "$source_dir/gate.js" "$out/dist/workerd/"
 sed "s/@ENTRY@/gate/g" "$source_dir/loaders/workerd.js" > "$out/dist/workerd/gate-loader.js"
 cp "$source_dir/index.d.ts" "$source_dir/verify.d.ts" "$source_dir/gate.d.ts" "$source_dir/client.d.ts" "$source_dir/errors.d.ts" "$source_dir/json.d.ts" "$out/"
-cp "$source_dir/README.npm.md" "$out/README.md"
 
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
 [[ -n "$version" ]] || fail "no version in Cargo.toml"
