@@ -330,8 +330,7 @@ impl Gate {
     /// [`ConfigError`] naming the first unknown field or invalid value, with its path
     /// (e.g. `providers.idp.algorithms[0]`).
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let config: GateConfig =
-            serde_json::from_slice(bytes).map_err(|error| ConfigError::Syntax { message: error.to_string() })?;
+        let config: GateConfig = crate::policy::parse_document(bytes)?;
         Self::compile(&config)
     }
 

@@ -817,9 +817,10 @@ impl fmt::Display for VerifyError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The document is not valid JSON, has an unknown field, or a field has the wrong type.
+    /// The document is not valid JSON, or not a JSON object. Unknown fields and values of
+    /// the wrong type are [`ConfigError::InvalidValue`] at their path.
     Syntax {
-        /// The JSON parser's message, which names the field and position.
+        /// The JSON parser's message, with the position.
         message: String,
     },
     /// A field has a value outside what is allowed.

@@ -666,6 +666,30 @@ pub fn normalize_media_type(value: &str) -> String {
     }
 }
 
+/// Parses a configuration document into `T`. An unknown field, a wrong type or an invalid
+/// duration is reported as [`ConfigError::InvalidValue`] at the path of the field at fault
+/// (`providers.idp.audience`); JSON that does not parse at all is [`ConfigError::Syntax`].
+///
+/// # Errors
+///
+/// As described above.
+pub(crate) fn parse_document<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let value = parsed.map_err(|error| {
+        let path = error.path().to_string();
+        let error = error.into_inner();
+        if error.is_data() && path != "." {
+            ConfigError::invalid(path, error.to_string())
+        } else {
+            ConfigError::Syntax { message: error.to_string() }
+        }
+    })?;
+    // Text after the document makes it invalid JSON.
+    deserializer.end().map_err(|error| ConfigError::Syntax { message: error.to_string() })?;
+    Ok(value)
+}
+
 fn field(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
@@ -679,9 +703,10 @@ impl ProviderConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Syntax`] for invalid JSON, an unknown field or a wrong type.
+    /// [`ConfigError::Syntax`] for invalid JSON; [`ConfigError::InvalidValue`] with the
+    /// field's path for an unknown field, a wrong type or an invalid duration.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        serde_json::from_slice(bytes).map_err(|error| ConfigError::Syntax { message: error.to_string() })
+        parse_document(bytes)
     }
 
     /// Checks every value and builds the policy. `prefix` is this provider's path in a

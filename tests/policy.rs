@@ -96,6 +96,38 @@ fn policy_syntax_errors_name_field() {
         assert_eq!(error.code(), ErrorCode::ConfigInvalid);
         assert!(error.to_string().contains(expected), "{document}: {error}");
     }
+
+    // The same faults inside a gate configuration name the provider and field.
+    let provider = |changes: Value| {
+        let mut provider = json!({"algorithms": ["RS256"], "remote_jwks": {"http_uri": {"uri": "https://a/jwks"}}});
+        for (name, value) in changes.as_object().expect("object") {
+            provider[name] = value.clone();
+        }
+        json!({"providers": {"idp": provider}})
+    };
+    let cases = [
+        (provider(json!({"audience": "x"})), "providers.idp.audience", "unknown field `audience`"),
+        (provider(json!({"max_lifetime": "1 hour"})), "providers.idp.max_lifetime", "invalid duration"),
+        (
+            provider(json!({"remote_jwks": {"http_uri": {"uri": "https://a/jwks"}, "cache_duration": "10 minutes"}})),
+            "providers.idp.remote_jwks.cache_duration",
+            "invalid duration",
+        ),
+        (provider(json!({"algorithms": "RS256"})), "providers.idp.algorithms", "invalid type"),
+        (json!({"providers": {}, "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]}), "rules[0].requires", "unknown field"),
+    ];
+    for (document, field, expected) in cases {
+        let error = Gate::from_json(document.to_string().as_bytes()).expect_err("rejected");
+        match &error {
+            ConfigError::InvalidValue { field: actual, message } => {
+                assert!(actual.starts_with(field), "{document}: field {actual}, expected {field}");
+                assert!(message.contains(expected), "{document}: {message}");
+            }
+            other => panic!("{document}: expected an invalid value, got {other:?}"),
+        }
+    }
+    assert!(matches!(Gate::from_json(b"{\"providers\": "), Err(ConfigError::Syntax { .. })));
+    assert!(matches!(Gate::from_json(b"{\"providers\": {}} x"), Err(ConfigError::Syntax { .. })));
     assert!(Policy::from_json(b"not json").is_err());
     assert!(Policy::from_json(br#"{"algorithms":["RS256"],"algorithms":["HS256"]}"#).is_err(), "duplicate field");
 }
