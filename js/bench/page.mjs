@@ -197,6 +197,8 @@ out('`exp` and `nbf` only, and has no PS256 or EdDSA. Keys are imported once per
 out('the timing, in every runtime. The wasm rows run the module of `tests/bench-wasm`');
 out('(`verify_token` behind three exports, built for wasm32-unknown-unknown with the filter\'s');
 out('`wasm-release` settings) in wasmtime and in V8; JavaScript rows run in the same Node.js.');
+out('In Node.js each case first runs for 300 ms, so V8 has moved the hot code to its optimizing');
+out('compiler before the first sample.');
 out();
 out(`| algorithm | ${RUNTIMES.map(([, label]) => label).join(' | ')} |`);
 out(`|---|${RUNTIMES.map(() => '---:').join('|')}|`);
