@@ -20,7 +20,7 @@ use super::keys::{digest_u64, read_response, FetchTarget};
 use super::shared::SharedDocument;
 use crate::config::{Provider, RemoteTiming, RevocationListSettings};
 use crate::gate::ListLookup;
-use crate::keycache::{DocumentCache, Served};
+use crate::keycache::DocumentCache;
 use crate::revocation::{RevocationList, MAX_LIST_BYTES};
 
 /// The revocation list of one provider in one VM.
@@ -66,14 +66,7 @@ impl RemoteList {
 
     /// Returns the list a request can be checked against at `now_ms`.
     pub fn lookup(&self, now_ms: u64) -> ListLookup<'_> {
-        match self.cache.served(now_ms) {
-            Served::Fresh(_) | Served::Stale(_) => match self.cache.current() {
-                Some(list) => ListLookup::Ready(list),
-                None => ListLookup::Pending,
-            },
-            Served::Nothing { reason: None } => ListLookup::Pending,
-            Served::Nothing { reason: Some(reason) } => ListLookup::Unavailable(reason),
-        }
+        ListLookup::from_cache(&self.cache, now_ms)
     }
 
     /// Adopts a newer list or failure another worker published. Returns true when what

@@ -18,7 +18,7 @@ use crate::gate::{IntrospectionLookup, ListLookup, TokenCache};
 use crate::introspection::{
     self, next_step, EndpointHealth, IntrospectionCache, IntrospectionRequest, IntrospectionSettings, NextStep, TokenDigest,
 };
-use crate::keycache::{DocumentCache, Served};
+use crate::keycache::DocumentCache;
 use crate::revocation::RevocationList;
 
 /// The suffix of a revocation list's fetch identifier.
@@ -68,14 +68,7 @@ impl WebList {
 
     /// Returns the list a request can be checked against at `now_ms`.
     pub fn lookup(&self, now_ms: u64) -> ListLookup<'_> {
-        match self.cache.served(now_ms) {
-            Served::Fresh(_) | Served::Stale(_) => match self.cache.current() {
-                Some(list) => ListLookup::Ready(list),
-                None => ListLookup::Pending,
-            },
-            Served::Nothing { reason: None } => ListLookup::Pending,
-            Served::Nothing { reason: Some(reason) } => ListLookup::Unavailable(reason),
-        }
+        ListLookup::from_cache(&self.cache, now_ms)
     }
 
     /// Starts the fetch that is due at `now_ms`, if any.
