@@ -54,7 +54,7 @@ const BYTES_PER_ANSWER_BYTE: usize = 3;
 /// The SHA-256 digest of a token, the cache key.
 pub type TokenDigest = [u8; 32];
 
-/// Whether tokens are only introspected, or verified as JWTs first.
+/// The way tokens are checked: only introspected, or verified as JWTs first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IntrospectionMode {
     /// Tokens are opaque: the answer is the only check, and its members are the claims.
@@ -80,7 +80,8 @@ pub struct IntrospectionSettings {
     pub mode: IntrospectionMode,
     /// Longest reuse of an answer, in milliseconds.
     pub cache_duration_ms: u64,
-    /// How long an answer keeps serving past `cache_duration_ms` while the endpoint fails.
+    /// Time a response keeps serving past `cache_duration_ms` while the endpoint fails, in
+    /// milliseconds.
     pub stale_if_error_ms: u64,
 }
 
@@ -194,9 +195,9 @@ impl IntrospectionAnswer {
         self.active
     }
 
-    /// The answer's members other than `active`, typed as JWT claims (RFC 7662 §2.2 gives
-    /// `exp`, `iat`, `nbf`, `sub`, `aud`, `iss`, `jti`, `scope` and `client_id` the
-    /// meaning they have in a JWT).
+    /// Returns the response's members other than `active`, typed as JWT claims. RFC 7662
+    /// §2.2 gives `exp`, `iat`, `nbf`, `sub`, `aud`, `iss`, `jti`, `scope` and `client_id`
+    /// the meaning they have in a JWT.
     pub fn claims(&self) -> &Claims {
         &self.claims
     }
@@ -493,7 +494,7 @@ impl EndpointHealth {
     }
 }
 
-/// What to do for one token.
+/// The next step for one token.
 #[derive(Clone, Debug)]
 pub enum NextStep {
     /// Use this answer.
