@@ -1,16 +1,16 @@
 //! The request-level decision shared by the Envoy filter and the edge worker: which
-//! providers a request needs, where its tokens are, whether they verify, and what to
-//! forward or answer.
+//! providers a request needs, where its tokens are, whether they verify, and whether to
+//! forward the request or reject it.
 //!
-//! The gate does no I/O. Keys, revocation lists, introspection answers and the DPoP
-//! replay cache come through [`GateState`]; when something is not in hand yet the decision
-//! is [`Decision::Pending`] and the adapter fetches it and asks again. Verified tokens may
-//! be kept in a [`TokenCache`].
+//! The gate does no I/O. Keys, revocation lists, introspection responses and the DPoP
+//! replay cache come through [`GateState`]. When something is not in hand yet, the
+//! decision is [`Decision::Pending`], and the adapter fetches it and runs the decision
+//! again. Verified tokens may be stored in a [`TokenCache`].
 //!
 //! Per provider, a token is checked in this order, and the first failure wins:
 //! 1. the DPoP proof, for a token sent as `Authorization: DPoP` ([`dpop`]);
 //! 2. the JWT (signature and claims), unless the provider only introspects;
-//! 3. the introspection answer, when the provider introspects
+//! 3. the introspection response, when the provider introspects
 //!    ([`crate::introspection`]);
 //! 4. the key binding: a proof's key must be the token's `cnf.jkt`, and a token bound to a
 //!    key must not come as a bearer token;
@@ -88,12 +88,12 @@ impl GateState for NoRemoteKeys {
     }
 }
 
-/// What to do with the request.
+/// The gate's decision on a request.
 #[derive(Debug)]
 pub enum Decision {
     /// Forward it, after changing these headers.
     Allow(Allowed),
-    /// Answer it.
+    /// Reject it with this reply.
     Deny(Denial),
     /// Wait for keys of these providers, then decide again.
     Pending {
@@ -139,13 +139,13 @@ pub struct Denial {
 pub enum Authenticated {
     /// A JWT, verified (and, with `introspection.mode` `after_jwt`, introspected as active).
     Jwt(Arc<VerifiedToken>),
-    /// An opaque token the introspection endpoint reported as active; its claims are the
-    /// answer's members.
+    /// An opaque token the introspection endpoint reported as active. Its claims are the
+    /// response's members.
     Introspected(Arc<IntrospectionAnswer>),
 }
 
 impl Authenticated {
-    /// The typed claims.
+    /// Returns the typed claims.
     pub fn claims(&self) -> &Claims {
         match self {
             Self::Jwt(token) => token.claims(),
@@ -153,13 +153,13 @@ impl Authenticated {
         }
     }
 
-    /// The whole claims object.
+    /// Returns the whole claims object.
     pub fn claims_map(&self) -> &Map<String, Value> {
         &self.claims().all
     }
 }
 
-/// Where a token was found: the name of its header, query parameter or cookie.
+/// The place a token was found: the name of its header, query parameter or cookie.
 #[derive(Debug)]
 enum Found<'r> {
     Header(&'r str),
@@ -167,7 +167,7 @@ enum Found<'r> {
     Cookie(&'r str),
 }
 
-/// How the client presented a token in `Authorization`.
+/// The scheme a client used to present a token in `Authorization`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scheme {
     /// Bearer, or any configured source other than `Authorization: DPoP`.
@@ -191,7 +191,7 @@ enum Outcome<'r> {
     Pending,
 }
 
-/// Why a provider's check stopped before an outcome: it waits for state, or it failed.
+/// The reason a provider's check stopped before an outcome: waiting for state, or a failure.
 enum Stop {
     Pending,
     Failed(VerifyError),
@@ -203,7 +203,7 @@ impl From<VerifyError> for Stop {
     }
 }
 
-/// What a denial needs to know about how the reported provider's token was presented.
+/// The facts about how the reported provider's token was presented that a denial needs.
 #[derive(Debug, Default)]
 struct DenialContext {
     /// The token came as `Authorization: DPoP`.
@@ -226,7 +226,7 @@ struct Evaluator<'g, 'r, K: GateState> {
     cache: &'r mut TokenCache,
     now: u64,
     final_attempt: bool,
-    /// Per provider, filled in as the requirement asks for it.
+    /// Per provider, filled in as the requirement needs it.
     slots: Vec<Slot<'r>>,
     /// The last token that [`extract`] hashed for a cache lookup, with its hash.
     hashed_token: Option<(&'r str, TokenHash)>,
@@ -394,7 +394,7 @@ impl<'r, K: GateState> Evaluator<'_, 'r, K> {
                         }
                     }
                 }
-                // A token that was present and failed says more than an absent one.
+                // A token that was present and failed is a more useful report than an absent one.
                 if !pending.is_empty() {
                     Evaluation::Pending(pending)
                 } else if let Some((index, error)) = failure {
@@ -457,8 +457,8 @@ impl<'r, K: GateState> Evaluator<'_, 'r, K> {
 
     fn verify_provider(&mut self, index: usize) -> Outcome<'r> {
         let Some(provider) = self.gate.providers.get(index) else { return Outcome::Missing };
-        // A token the cache holds passed the `b64token` check when it was stored, so a
-        // cache hit spares that scan; the hash is kept for the lookup in `verify_cached`.
+        // A token the cache contains passed the `b64token` check when it was stored, so a
+        // cache hit skips that scan. The hash is kept for the lookup in `verify_cached`.
         let cache = &*self.cache;
         let mut hashed = None;
         let mut known = |token: &'r str| {
@@ -531,8 +531,8 @@ impl<'r, K: GateState> Evaluator<'_, 'r, K> {
         Ok((authenticated, proof))
     }
 
-    /// Verifies the token as a JWT and, when the provider introspects, asks the
-    /// introspection endpoint about it.
+    /// Verifies the token as a JWT unless the provider only introspects, and checks the
+    /// introspection response for it when the provider introspects.
     fn authenticate(&mut self, index: usize, provider: &Provider, token: &str) -> Result<Authenticated, Stop> {
         let now = self.now;
         let final_attempt = self.final_attempt;

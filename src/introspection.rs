@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::claims::{self, Claims};
 use crate::error::VerifyError;
 use crate::json;
-use crate::keycache::backoff_delay_ms;
+use crate::keycache::Backoff;
 use crate::policy::Policy;
 
 /// Largest introspection response read, in bytes. Answers are a few hundred bytes; claims
@@ -54,7 +54,7 @@ const BYTES_PER_ANSWER_BYTE: usize = 3;
 /// The SHA-256 digest of a token, the cache key.
 pub type TokenDigest = [u8; 32];
 
-/// Whether tokens are only introspected, or verified as JWTs first.
+/// The way tokens are checked: only introspected, or verified as JWTs first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IntrospectionMode {
     /// Tokens are opaque: the answer is the only check, and its members are the claims.
@@ -80,7 +80,8 @@ pub struct IntrospectionSettings {
     pub mode: IntrospectionMode,
     /// Longest reuse of an answer, in milliseconds.
     pub cache_duration_ms: u64,
-    /// How long an answer keeps serving past `cache_duration_ms` while the endpoint fails.
+    /// Time a response keeps serving past `cache_duration_ms` while the endpoint fails, in
+    /// milliseconds.
     pub stale_if_error_ms: u64,
 }
 
@@ -194,9 +195,9 @@ impl IntrospectionAnswer {
         self.active
     }
 
-    /// The answer's members other than `active`, typed as JWT claims (RFC 7662 §2.2 gives
-    /// `exp`, `iat`, `nbf`, `sub`, `aud`, `iss`, `jti`, `scope` and `client_id` the
-    /// meaning they have in a JWT).
+    /// Returns the response's members other than `active`, typed as JWT claims. RFC 7662
+    /// §2.2 gives `exp`, `iat`, `nbf`, `sub`, `aud`, `iss`, `jti`, `scope` and `client_id`
+    /// the meaning they have in a JWT.
     pub fn claims(&self) -> &Claims {
         &self.claims
     }
@@ -418,9 +419,7 @@ impl IntrospectionCache {
 /// than what it knows, so a failure that a later success ended is not adopted again.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EndpointHealth {
-    failures: u32,
-    retry_at_ms: u64,
-    last_error: Option<String>,
+    backoff: Backoff,
     /// When the last failure known here happened; 0 before any.
     failed_at_ms: u64,
     /// When the last success known here happened; 0 before any.
@@ -431,9 +430,7 @@ impl EndpointHealth {
     /// Records a failed call at `now_ms` and schedules the next attempt; `jitter` in
     /// `0.0..=1.0` adds up to 20 % to the backoff.
     pub fn record_failure(&mut self, reason: String, now_ms: u64, jitter: f32) {
-        self.failures = self.failures.saturating_add(1);
-        self.retry_at_ms = now_ms.saturating_add(backoff_delay_ms(self.failures, jitter));
-        self.last_error = Some(reason);
+        self.backoff.record_failure(reason, now_ms, jitter);
         self.failed_at_ms = self.failed_at_ms.max(now_ms);
     }
 
@@ -444,23 +441,19 @@ impl EndpointHealth {
         if failed_at_ms <= self.succeeded_at_ms {
             return false;
         }
-        if failed_at_ms <= self.failed_at_ms && retry_at_ms <= self.retry_at_ms && failures <= self.failures {
+        if failed_at_ms <= self.failed_at_ms && self.backoff.covers(retry_at_ms, failures) {
             return false;
         }
-        if failed_at_ms >= self.failed_at_ms || self.last_error.is_none() {
-            self.last_error = Some(String::from(reason));
-        }
-        self.failures = self.failures.max(failures);
-        self.retry_at_ms = self.retry_at_ms.max(retry_at_ms);
+        // An older failure updates the count and retry time but keeps the newer reason.
+        let newer = failed_at_ms >= self.failed_at_ms || self.backoff.last_error().is_none();
+        self.backoff.adopt(newer.then(|| String::from(reason)), retry_at_ms, failures);
         self.failed_at_ms = self.failed_at_ms.max(failed_at_ms);
         true
     }
 
     /// Records a successful call at `now_ms`: the endpoint works again.
     pub fn record_success(&mut self, now_ms: u64) {
-        self.failures = 0;
-        self.retry_at_ms = 0;
-        self.last_error = None;
+        self.backoff.clear();
         self.succeeded_at_ms = self.succeeded_at_ms.max(now_ms);
     }
 
@@ -477,31 +470,31 @@ impl EndpointHealth {
 
     /// Returns whether the last call failed.
     pub fn failing(&self) -> bool {
-        self.failures > 0
+        self.backoff.failing()
     }
 
     /// Returns whether no call may start before `retry_at_ms`.
     pub fn backing_off(&self, now_ms: u64) -> bool {
-        now_ms < self.retry_at_ms
+        self.backoff.backing_off(now_ms)
     }
 
     /// Failures since the last success.
     pub fn failures(&self) -> u32 {
-        self.failures
+        self.backoff.failures()
     }
 
     /// When the next call may start; 0 when not backing off.
     pub fn retry_at_ms(&self) -> u64 {
-        self.retry_at_ms
+        self.backoff.retry_at_ms()
     }
 
     /// The last failure.
     pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+        self.backoff.last_error()
     }
 }
 
-/// What to do for one token.
+/// The next step for one token.
 #[derive(Clone, Debug)]
 pub enum NextStep {
     /// Use this answer.

@@ -50,6 +50,72 @@ pub fn backoff_delay_ms(failures: u32, jitter: f32) -> u64 {
     base.saturating_add(extra)
 }
 
+/// The failure count, next retry time and last error of a remote source that backs off
+/// after failures: the part of its state that [`DocumentCache`] and
+/// [`crate::introspection::EndpointHealth`] share. Each of them decides which failures
+/// reported by other workers to adopt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Backoff {
+    failures: u32,
+    retry_at_ms: u64,
+    last_error: Option<String>,
+}
+
+impl Backoff {
+    /// Records a failure at `now_ms` and schedules the next attempt after
+    /// [`backoff_delay_ms`]; `jitter` in `0.0..=1.0` adds up to 20 % to the delay.
+    pub(crate) fn record_failure(&mut self, reason: String, now_ms: u64, jitter: f32) {
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at_ms = now_ms.saturating_add(backoff_delay_ms(self.failures, jitter));
+        self.last_error = Some(reason);
+    }
+
+    /// Clears the failures after a success.
+    pub(crate) fn clear(&mut self) {
+        self.failures = 0;
+        self.retry_at_ms = 0;
+        self.last_error = None;
+    }
+
+    /// Returns whether this state's retry time and failure count are both at least the
+    /// given ones, so adopting them would change neither.
+    pub(crate) fn covers(&self, retry_at_ms: u64, failures: u32) -> bool {
+        self.retry_at_ms >= retry_at_ms && self.failures >= failures
+    }
+
+    /// Adopts a failure recorded elsewhere: the later retry time and the larger failure
+    /// count win, and `reason`, when given, replaces the last error.
+    pub(crate) fn adopt(&mut self, reason: Option<String>, retry_at_ms: u64, failures: u32) {
+        if let Some(reason) = reason {
+            self.last_error = Some(reason);
+        }
+        self.retry_at_ms = self.retry_at_ms.max(retry_at_ms);
+        self.failures = self.failures.max(failures);
+    }
+
+    /// Returns whether a failure was recorded since the last success.
+    pub(crate) fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
+    /// Returns whether no attempt may start at `now_ms`.
+    pub(crate) fn backing_off(&self, now_ms: u64) -> bool {
+        now_ms < self.retry_at_ms
+    }
+
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    pub(crate) fn retry_at_ms(&self) -> u64 {
+        self.retry_at_ms
+    }
+
+    pub(crate) fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+}
+
 /// What the cache can serve now.
 #[derive(Clone, Debug)]
 pub enum Served<T = KeySet> {
@@ -77,9 +143,7 @@ pub struct DocumentCache<T> {
     version: u64,
     fetched_at_ms: u64,
     in_flight_since_ms: Option<u64>,
-    failures: u32,
-    last_error: Option<String>,
-    retry_at_ms: u64,
+    backoff: Backoff,
     last_kid_refetch_ms: Option<u64>,
     refetch_requested: bool,
 }
@@ -93,9 +157,7 @@ impl<T> DocumentCache<T> {
             version: 0,
             fetched_at_ms: 0,
             in_flight_since_ms: None,
-            failures: 0,
-            last_error: None,
-            retry_at_ms: 0,
+            backoff: Backoff::default(),
             last_kid_refetch_ms: None,
             refetch_requested: false,
         }
@@ -123,14 +185,14 @@ impl<T> DocumentCache<T> {
                     // Without a failure since the last success, nothing has tried to refresh
                     // the document yet (an edge worker that was idle): requests wait for the
                     // fetch that is now due, as before the first fetch.
-                    let reason = self.last_error.as_ref().map(|error| {
+                    let reason = self.backoff.last_error().map(|error| {
                         let age_s = now_ms.saturating_sub(self.fetched_at_ms) / 1000;
                         alloc::format!("the copy fetched {age_s} s ago expired and could not be refreshed: {error}")
                     });
                     Served::Nothing { reason }
                 }
             }
-            None => Served::Nothing { reason: self.last_error.clone() },
+            None => Served::Nothing { reason: self.backoff.last_error().map(String::from) },
         }
     }
 
@@ -165,7 +227,7 @@ impl<T> DocumentCache<T> {
                 return false;
             }
         }
-        if now_ms < self.retry_at_ms {
+        if self.backoff.backing_off(now_ms) {
             return false;
         }
         if self.set.is_none() || self.refetch_requested {
@@ -213,18 +275,14 @@ impl<T> DocumentCache<T> {
         self.set = Some(set);
         self.version = version;
         self.fetched_at_ms = fetched_at_ms;
-        self.failures = 0;
-        self.last_error = None;
-        self.retry_at_ms = 0;
+        self.backoff.clear();
     }
 
     /// Records a failed fetch and schedules the retry. `jitter` in `0.0..=1.0` spreads
     /// retries of many workers; it adds up to 20 % to the delay.
     pub fn fetch_failed(&mut self, reason: String, now_ms: u64, jitter: f32) {
         self.in_flight_since_ms = None;
-        self.failures = self.failures.saturating_add(1);
-        self.last_error = Some(reason);
-        self.retry_at_ms = now_ms.saturating_add(backoff_delay_ms(self.failures, jitter));
+        self.backoff.record_failure(reason, now_ms, jitter);
     }
 
     /// Adopts a failure another worker recorded at `failed_at_ms`, with its retry time and
@@ -236,28 +294,26 @@ impl<T> DocumentCache<T> {
         if self.set.is_some() && failed_at_ms <= self.fetched_at_ms {
             return false;
         }
-        if self.last_error.as_deref() == Some(reason.as_str()) && self.retry_at_ms >= retry_at_ms && self.failures >= failures {
+        if self.backoff.last_error() == Some(reason.as_str()) && self.backoff.covers(retry_at_ms, failures) {
             return false;
         }
-        self.last_error = Some(reason);
-        self.retry_at_ms = self.retry_at_ms.max(retry_at_ms);
-        self.failures = self.failures.max(failures);
+        self.backoff.adopt(Some(reason), retry_at_ms, failures);
         true
     }
 
     /// The number of failures since the last success.
     pub fn failures(&self) -> u32 {
-        self.failures
+        self.backoff.failures()
     }
 
     /// When the next fetch may start after failures; 0 when not backing off.
     pub fn retry_at_ms(&self) -> u64 {
-        self.retry_at_ms
+        self.backoff.retry_at_ms()
     }
 
     /// The last fetch error.
     pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+        self.backoff.last_error()
     }
 
     /// Asks for a refetch because a token named an unknown `kid`. Granted at most once per
@@ -268,7 +324,7 @@ impl<T> DocumentCache<T> {
                 return false;
             }
         }
-        if now_ms < self.retry_at_ms {
+        if self.backoff.backing_off(now_ms) {
             return false;
         }
         self.last_kid_refetch_ms = Some(now_ms);
@@ -361,8 +417,8 @@ mod tests {
         for _ in 0..12 {
             cache.fetch_started(now);
             cache.fetch_failed(String::from("refused"), now, 0.0);
-            delays.push(cache.retry_at_ms - now);
-            now = cache.retry_at_ms;
+            delays.push(cache.retry_at_ms() - now);
+            now = cache.retry_at_ms();
         }
         assert_eq!(&delays[..4], &[1_000, 2_000, 4_000, 8_000]);
         assert_eq!(*delays.last().unwrap(), MAX_BACKOFF_MS);

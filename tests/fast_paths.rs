@@ -4,7 +4,7 @@
 //! Ed25519 verification with tables (src/alg/eddsa.rs, crate feature `ed25519-tables`) is
 //! compared with `ed25519-dalek`'s `verify`; without the feature both sides are the latter.
 //!
-//! Every case asks both and expects the same answer, on the RFC vectors, on random keys,
+//! Every case runs both and expects the same result, on the RFC vectors, on random keys,
 //! messages and signatures, and on hand-built edge cases: RSA signatures at or above the
 //! modulus and with leading zero bytes, malformed PKCS#1 v1.5 encodings including an
 //! e = 3 forgery of Bleichenbacher's 2006 kind, exponents 3, 35 and 65537, moduli of
@@ -12,7 +12,7 @@
 //! signatures, sums at infinity, and off-curve keys.
 //!
 //! One deliberate difference: RFC 8017 §5.2.2 rejects a signature representative at or
-//! above `n`. `rsa` 0.9 checks this for PKCS#1 v1.5 but not for PSS, so the expected answer
+//! above `n`. `rsa` 0.9 checks this for PKCS#1 v1.5 but not for PSS, so the expected result
 //! is "below n and the reference accepts".
 
 mod common;
@@ -81,7 +81,8 @@ fn reference_rsa(key: &RsaPublicKey, hash: RsaHash, padding: RsaPadding, message
     result.is_ok()
 }
 
-/// The answer RFC 8017 requires: the representative is below `n` and the reference accepts.
+/// Returns the result RFC 8017 requires: the representative is below `n` and the reference
+/// accepts.
 fn expected_rsa(key: &RsaPublicKey, hash: RsaHash, padding: RsaPadding, message: &[u8], signature: &[u8]) -> bool {
     BigUint::from_bytes_be(signature) < *key.n() && reference_rsa(key, hash, padding, message, signature)
 }
@@ -441,7 +442,7 @@ proptest! {
         }
     }
 
-    /// Random scalars with the same digest: nearly all invalid, and both must say so.
+    /// Random scalars with the same digest: nearly all invalid, and both must reject them.
     #[test]
     fn p256_random_signatures_agree_with_reference(r in any::<[u8; 32]>(), s in any::<[u8; 32]>()) {
         let (signing, fast) = p256_key(&[7; 32]).expect("a valid secret");
@@ -545,6 +546,7 @@ fn ec_off_curve_keys_rejected() {
     let jwk = public_of(&private_jwk("K_EC_A"));
     let (x, y) = (member(&jwk, "x"), member(&jwk, "y"));
     assert!(P256VerifyingKey::p256(&x, &y).is_ok());
+
     let p = common::unb64("_____wAAAAEAAAAAAAAAAAAAAAD___________________8");
     let mut y_plus_one = y.clone();
     y_plus_one[31] ^= 1;
@@ -558,11 +560,13 @@ fn ec_off_curve_keys_rejected() {
         assert!(P256VerifyingKey::p256(&x, &y).is_err(), "{case}");
     }
     assert!(y_plus_p.len() > 32, "y + p does not fit 32 bytes, so only the range check can catch a reduced twin");
+
     let p384 = public_of(&private_jwk("K_P384"));
     let (x, mut y) = (member(&p384, "x"), member(&p384, "y"));
     assert!(P384VerifyingKey::p384(&x, &y).is_ok());
     y[0] ^= 0x80;
     assert!(P384VerifyingKey::p384(&x, &y).is_err(), "P-384 y changed");
+
     // The JWKS import reports off-curve keys as unusable.
     let mut bad = public_of(&private_jwk("K_EC_A"));
     bad["y"] = json!(common::b64(&{
@@ -637,7 +641,8 @@ fn ed25519_sign(signing: &ed25519_dalek::SigningKey, message: &[u8]) -> [u8; 64]
     signing.sign(message).to_bytes()
 }
 
-/// Asserts that the table path answers as `ed25519-dalek` does; returns the answer.
+/// Asserts that the table path returns what `ed25519-dalek` returns, and returns that
+/// result.
 fn assert_ed25519_agrees(key: &Ed25519VerifyingKey, message: &[u8], signature: &[u8; 64], case: &str) -> bool {
     let expected = key.verify_without_tables(message, signature);
     assert_eq!(key.verify(message, signature), expected, "{case}");

@@ -1,7 +1,10 @@
-//! RSA signature verification: RS256/384/512 (RSASSA-PKCS1-v1_5,
-//! [RFC 8017 §8.2.2](https://www.rfc-editor.org/rfc/rfc8017#section-8.2.2)) and PS256/384/512
-//! (RSASSA-PSS, [RFC 8017 §8.1.2](https://www.rfc-editor.org/rfc/rfc8017#section-8.1.2), salt as
-//! long as the hash, [RFC 7518 §3.5](https://www.rfc-editor.org/rfc/rfc7518#section-3.5)).
+//! RSA signature verification for RS256/384/512 and PS256/384/512.
+//!
+//! RS256/384/512 is RSASSA-PKCS1-v1_5
+//! ([RFC 8017 §8.2.2](https://www.rfc-editor.org/rfc/rfc8017#section-8.2.2)). PS256/384/512 is
+//! RSASSA-PSS ([RFC 8017 §8.1.2](https://www.rfc-editor.org/rfc/rfc8017#section-8.1.2)) with
+//! a salt as long as the hash, as
+//! [RFC 7518 §3.5](https://www.rfc-editor.org/rfc/rfc7518#section-3.5) requires.
 //!
 //! Verification only needs `s^e mod n` with a public exponent of at most 32 bits, so this
 //! module does one Montgomery exponentiation instead of going through a general bignum
@@ -66,7 +69,7 @@ pub enum RsaPadding {
     Pss,
 }
 
-/// Why an RSA public key cannot be prepared.
+/// The reason an RSA public key cannot be prepared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RsaKeyError {
     /// The modulus is empty, even, or longer than [`MAX_RSA_BITS`].
@@ -142,7 +145,7 @@ impl RsaVerifyingKey {
         self.modulus_bits
     }
 
-    /// The public exponent.
+    /// Returns the public exponent.
     pub fn exponent(&self) -> u32 {
         self.exponent
     }
@@ -175,6 +178,7 @@ impl RsaVerifyingKey {
         if signature.len() != self.modulus_bytes || encoded.len() != self.modulus_bytes {
             return false;
         }
+
         let len = self.modulus.len();
         let mut buffers = [[0u32; MAX_LIMBS]; 4];
         let [base, plain, power, scratch] = &mut buffers;
@@ -183,10 +187,12 @@ impl RsaVerifyingKey {
         else {
             return false;
         };
+
         limbs_from_be(signature, plain);
         if !less_than(plain, &self.modulus) {
             return false;
         }
+
         // base = s·R mod n (below 2n), the Montgomery form of s.
         mont_mul(base, plain, &self.r_squared, &self.modulus, self.n0_inv, scratch);
         power.copy_from_slice(base);
@@ -194,6 +200,7 @@ impl RsaVerifyingKey {
         let Some(product) = product.get_mut(..len) else {
             return false;
         };
+
         let top = 31 - self.exponent.leading_zeros();
         for bit in (1..top).rev() {
             mont_sqr(product, power, &self.modulus, self.n0_inv, scratch);
@@ -203,6 +210,7 @@ impl RsaVerifyingKey {
                 power.copy_from_slice(product);
             }
         }
+
         // The exponent is odd: square once more, then multiply by s in the ordinary domain,
         // which leaves the Montgomery domain in the same product.
         mont_sqr(product, power, &self.modulus, self.n0_inv, scratch);
@@ -210,6 +218,7 @@ impl RsaVerifyingKey {
         if !less_than(power, &self.modulus) {
             subtract_in_place(power, &self.modulus);
         }
+
         be_from_limbs(power, encoded);
         true
     }
@@ -301,7 +310,7 @@ fn be_from_limbs(limbs: &[u32], bytes: &mut [u8]) {
     }
 }
 
-/// Whether `a < b`, both with normalized limbs of the same length.
+/// Returns whether `a < b`, both with normalized limbs of the same length.
 fn less_than(a: &[u32], b: &[u32]) -> bool {
     for (x, y) in a.iter().zip(b).rev() {
         if x != y {
@@ -423,7 +432,7 @@ const SHA384_PREFIX: [u8; 19] =
 const SHA512_PREFIX: [u8; 19] =
     [0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40];
 
-/// Whether `encoded` is exactly EMSA-PKCS1-v1_5(message):
+/// Returns whether `encoded` is exactly EMSA-PKCS1-v1_5(message):
 /// `00 01 FF…FF 00 || DigestInfo prefix || hash`, with at least 8 bytes of `FF`.
 fn pkcs1v15_matches<D: Digest>(prefix: &[u8], message: &[u8], encoded: &[u8]) -> bool {
     let digest = D::digest(message);
@@ -446,13 +455,15 @@ fn pkcs1v15_matches<D: Digest>(prefix: &[u8], message: &[u8], encoded: &[u8]) ->
     bool::from(expected.ct_eq(encoded))
 }
 
-/// Whether `encoded` (as long as the modulus) is a valid EMSA-PSS encoding of `message`
-/// for a modulus of `modulus_bits` bits, with a salt as long as the hash (RFC 8017 §9.1.2).
+/// Checks that `encoded`, as long as the modulus, is a valid EMSA-PSS encoding of
+/// `message` for a modulus of `modulus_bits` bits, with a salt as long as the hash
+/// (RFC 8017 §9.1.2).
 fn pss_matches<D: Digest>(message: &[u8], encoded: &[u8], modulus_bits: usize) -> bool {
     let hash_len = <D as Digest>::output_size();
     let salt_len = hash_len;
     let em_bits = modulus_bits - 1;
     let em_len = em_bits.div_ceil(8);
+
     // When emBits is a multiple of 8, EM is one byte shorter than the modulus and the
     // integer must fit in it (I2OSP of RFC 8017 §4.1).
     let Some((leading, em)) = encoded.split_at_checked(encoded.len() - em_len) else {
@@ -461,12 +472,14 @@ fn pss_matches<D: Digest>(message: &[u8], encoded: &[u8], modulus_bits: usize) -
     if leading.iter().any(|&byte| byte != 0) || em_len < hash_len + salt_len + 2 {
         return false;
     }
+
     let Some((&trailer, body)) = em.split_last() else {
         return false;
     };
     if trailer != 0xbc {
         return false;
     }
+
     let Some((masked_db, h)) = body.split_at_checked(em_len - hash_len - 1) else {
         return false;
     };
@@ -475,6 +488,7 @@ fn pss_matches<D: Digest>(message: &[u8], encoded: &[u8], modulus_bits: usize) -
     if masked_db.first().is_none_or(|&first| first & !top_mask != 0) {
         return false;
     }
+
     let mut db = [0u8; MAX_RSA_BITS / 8];
     let Some(db) = db.get_mut(..masked_db.len()) else {
         return false;
@@ -484,6 +498,7 @@ fn pss_matches<D: Digest>(message: &[u8], encoded: &[u8], modulus_bits: usize) -
     if let Some(first) = db.first_mut() {
         *first &= top_mask;
     }
+
     let zeros_len = em_len - hash_len - salt_len - 2;
     let Some((zeros, rest)) = db.split_at_checked(zeros_len) else {
         return false;
@@ -494,6 +509,7 @@ fn pss_matches<D: Digest>(message: &[u8], encoded: &[u8], modulus_bits: usize) -
     if zeros.iter().any(|&byte| byte != 0) || one != 0x01 || salt.len() != salt_len {
         return false;
     }
+
     let m_hash = D::digest(message);
     let mut hasher = D::new();
     hasher.update([0u8; 8]);

@@ -1,5 +1,5 @@
-//! Replay protection for DPoP proofs: each proof (its key thumbprint and `jti`) is
-//! accepted once within the window in which its `iat` is acceptable.
+//! Replay protection for DPoP proofs. Each proof, identified by its key thumbprint and
+//! `jti`, is accepted once while its `iat` is acceptable.
 //!
 //! Proofs are grouped by the minute of their `iat` ("buckets"). A proof whose `iat` lies
 //! in bucket `b` is acceptable only while `now` is within `max_age` of that minute, so a
@@ -10,7 +10,7 @@
 //! The `shard_*` functions describe the same buckets as a fixed set of keys for a store
 //! shared by several processes that offers compare-and-swap but no deletion (Envoy's shared
 //! data): bucket `b` lives in ring slot `b mod slots`, split into [`SHARDS`] shards by the
-//! proof digest. A slot holding an older bucket is overwritten, so the number of keys and
+//! proof digest. A slot containing an older bucket is overwritten, so the number of keys and
 //! their sizes stay bounded.
 
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -24,16 +24,17 @@ use super::VerifiedProof;
 /// Width of one bucket, in seconds.
 pub const BUCKET_SECONDS: u64 = 60;
 
-/// Proofs one [`ReplayCache`] remembers at most. 131,072 digests take about 4 MiB of B-tree
-/// nodes (an estimate from 16-byte keys and the B-tree's node overhead); with the default
-/// `max_age` of 300 s that serves about 200 proofs per second, sustained, in one process.
+/// Maximum number of proofs one [`ReplayCache`] stores. 131,072 digests take about 4 MiB
+/// of B-tree nodes, an estimate from 16-byte keys and the B-tree's node overhead. With the
+/// default `max_age` of 300 s, that allows about 200 proofs per second, sustained, in one
+/// process.
 pub const DEFAULT_MAX_ENTRIES: usize = 131_072;
 
 /// Shards per bucket in a shared store.
 pub const SHARDS: u16 = 256;
 
-/// Digests one shard holds at most: 1024 × 16 bytes, so one compare-and-swap copies at most
-/// 16 KiB. A bucket then holds 262,144 proofs, about 4,300 per second.
+/// Maximum number of digests in one shard: 1024 × 16 bytes, so one compare-and-swap copies
+/// at most 16 KiB. A bucket then contains up to 262,144 proofs, about 4,300 per second.
 pub const MAX_SHARD_ENTRIES: usize = 1024;
 
 /// Bytes of a proof digest: the first 128 bits of SHA-256, so collisions need about 2^64
@@ -93,7 +94,7 @@ impl Default for ReplayCache {
 }
 
 impl ReplayCache {
-    /// Creates an empty cache holding at most `max_entries` proofs.
+    /// Creates an empty cache that stores at most `max_entries` proofs.
     pub fn new(max_entries: usize) -> Self {
         Self { max_entries, buckets: BTreeMap::new(), entries: 0 }
     }
@@ -101,7 +102,7 @@ impl ReplayCache {
     /// Records a proof with `iat` at `now` (seconds), where proofs are acceptable within
     /// `max_age` seconds of now.
     ///
-    /// A full cache answers [`ReplayCheck::Unavailable`] rather than forget a proof that
+    /// A full cache returns [`ReplayCheck::Unavailable`] rather than forget a proof that
     /// could still be replayed.
     pub fn record(&mut self, digest: ProofDigest, iat: i64, max_age: u64, now: u64) -> ReplayCheck {
         self.purge(max_age, now);
@@ -143,7 +144,7 @@ impl ReplayCache {
     }
 }
 
-/// Number of ring slots a shared store needs for `max_age`: every bucket that can hold an
+/// Number of ring slots a shared store needs for `max_age`: every bucket that can contain an
 /// acceptable proof at one time, plus one for clocks that differ between processes.
 pub fn shard_slots(max_age: u64) -> u64 {
     max_age.saturating_mul(2).div_ceil(BUCKET_SECONDS).saturating_add(2)
@@ -156,14 +157,14 @@ pub fn shard_of(digest: &ProofDigest, iat: i64, max_age: u64) -> (u64, u16) {
     (slot, shard)
 }
 
-/// What to do with a shard after looking a proof up in it.
+/// The update of a shard after a proof was looked up in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShardUpdate {
     /// The proof was seen before.
     Replayed,
     /// Write this value (with compare-and-swap) to record the proof.
     Write(Vec<u8>),
-    /// The proof cannot be recorded: the shard is full, or its slot already holds a newer
+    /// The proof cannot be recorded: the shard is full, or its slot already contains a newer
     /// bucket.
     Refused(String),
 }
@@ -181,7 +182,7 @@ pub fn shard_update(stored: Option<&[u8]>, digest: &ProofDigest, iat: i64) -> Sh
         Some(current) if current > bucket => {
             return ShardUpdate::Refused(String::from("the proof's `iat` is older than the replay window"));
         }
-        // A new key, or a slot that still holds an expired bucket: start over.
+        // A new key, or a slot that still contains an expired bucket: start over.
         _ => &[],
     };
     if digests.chunks_exact(DIGEST_BYTES).any(|seen| seen == digest) {

@@ -1,13 +1,14 @@
-//! Token introspection in Envoy: calls through a cluster, answers cached per worker and
+//! Token introspection in Envoy: calls through a cluster, responses cached per worker and
 //! shared with the other workers through shared data.
 //!
 //! Each worker keeps its own [`IntrospectionCache`] and calls the endpoint at most once at
-//! a time per token. A parsed answer is also published in shared data, so a token
-//! introspected on one worker is known to all. Envoy's shared data cannot delete keys, so
-//! answers live in a fixed set of slots: under `portcullis/<provider>/<digest>/introspection/`
+//! a time per token. A parsed response is also published in shared data, so every worker
+//! can use the response to a call that another worker made. Envoy's shared data cannot
+//! delete keys, so responses are stored in a fixed set of slots: under
+//! `portcullis/<provider>/<digest>/introspection/`
 //!
 //! - `slot/<n>` for `n` in `0..256`, chosen by the first byte of the token digest: up to
-//!   [`SLOT_ENTRIES`] answers, each the token digest (32 bytes), the fresh-until and
+//!   [`SLOT_ENTRIES`] responses, each the token digest (32 bytes), the fresh-until and
 //!   usable-until times (u64 milliseconds), the body length (u32) and the body. Expired
 //!   entries are dropped on every write, and the oldest entry makes room for a new one;
 //! - `health`: the time of the last call that changed the endpoint's state (u64), the next
@@ -16,7 +17,7 @@
 //!   with count 0, so every worker stops backing off. A worker adopts the record only when
 //!   it is newer than the last failure and success the worker has seen ([`EndpointHealth`]).
 //!
-//! Answers larger than [`MAX_SHARED_ANSWER_BYTES`] stay in the worker that fetched them.
+//! Responses larger than [`MAX_SHARED_ANSWER_BYTES`] stay in the worker that fetched them.
 //! A lost compare-and-swap race only means another worker calls again.
 
 use alloc::collections::BTreeMap;
@@ -35,10 +36,10 @@ use crate::introspection::{
 };
 use crate::keycache::MAX_BACKOFF_MS;
 
-/// Answers kept per shared slot.
+/// Maximum number of responses stored per shared slot.
 pub const SLOT_ENTRIES: usize = 8;
 
-/// Largest answer body published in shared data, in bytes; 256 slots × 8 entries × 4 KiB
+/// Largest response body published in shared data, in bytes; 256 slots × 8 entries × 4 KiB
 /// bound the shared data of one provider at 8 MiB.
 pub const MAX_SHARED_ANSWER_BYTES: usize = 4 * 1024;
 
@@ -132,12 +133,12 @@ fn encode_entry(out: &mut Vec<u8>, digest: &[u8], fresh_until_ms: u64, usable_un
 
 /// A finished call, for logs and metrics.
 pub enum CallResult {
-    /// The endpoint answered; `active` is its verdict.
+    /// The endpoint returned a valid response, and `active` is its verdict.
     Answered {
         /// Whether the token is active.
         active: bool,
     },
-    /// The call failed; requests fail closed unless a stale answer may serve.
+    /// The call failed, so requests fail closed unless a stale response may serve.
     Failed(String),
 }
 
@@ -167,7 +168,8 @@ impl Introspector {
         })
     }
 
-    /// How long a request may wait for an answer: until the call has timed out for sure.
+    /// Returns how long a request may wait for a response, in milliseconds: twice the
+    /// call timeout, by when the call has timed out for sure.
     pub fn pending_timeout_ms(&self) -> u64 {
         self.settings.timeout_ms.saturating_mul(2)
     }
@@ -180,7 +182,7 @@ impl Introspector {
         self.key(&alloc::format!("slot/{}", digest[0]))
     }
 
-    /// Returns the answer for `token` at `now_ms`, or starts a call and returns
+    /// Returns the response for `token` at `now_ms`, or starts a call and returns
     /// [`IntrospectionLookup::Pending`]. A started call's token is pushed to `started`.
     pub fn lookup(&mut self, token: &str, now_ms: u64, started: &mut Vec<(u32, TokenDigest)>) -> IntrospectionLookup {
         let digest = crate::gate::TokenCache::digest(token);
@@ -189,7 +191,7 @@ impl Introspector {
             if self.adopt_shared_answer(&digest, now_ms) {
                 cached = self.cache.get(self.index, &digest, now_ms);
             }
-            // A fresh answer is used whatever the endpoint's state.
+            // A fresh response is used whatever the endpoint's state.
             self.adopt_shared_health();
         }
         match next_step(cached, &self.health, now_ms) {
@@ -268,7 +270,7 @@ impl Introspector {
         }
     }
 
-    /// Drops cached answers no longer usable at `now_ms`.
+    /// Drops cached responses no longer usable at `now_ms`.
     pub fn purge(&mut self, now_ms: u64) {
         self.cache.purge(now_ms);
     }
@@ -279,8 +281,8 @@ impl Introspector {
         let _ = abi::set_shared_data(&self.key("health"), &value, 0);
     }
 
-    /// Tells the other workers that the endpoint answered at `now_ms`, when the shared
-    /// record still holds an earlier failure. The compare-and-swap keeps a failure that
+    /// Publishes that the endpoint returned a response at `now_ms`, when the shared
+    /// record still contains an earlier failure. The compare-and-swap keeps a failure that
     /// another worker recorded meanwhile.
     fn publish_recovery(&self, now_ms: u64) {
         let key = self.key("health");
@@ -293,7 +295,7 @@ impl Introspector {
     }
 
     /// Adopts the failure or recovery another worker published, when it is newer than
-    /// what this worker knows.
+    /// what this worker has recorded.
     fn adopt_shared_health(&mut self) {
         let Ok(Some((bytes, _))) = abi::shared_data(&self.key("health")) else { return };
         let Some(record) = SharedHealth::read(&bytes) else { return };
@@ -306,7 +308,7 @@ impl Introspector {
         self.health.adopt_failure(&reason, record.at_ms, retry_at_ms, record.failures);
     }
 
-    /// Copies an answer another worker published into this worker's cache. Returns whether
+    /// Copies a response another worker published into this worker's cache. Returns whether
     /// one was found.
     fn adopt_shared_answer(&mut self, digest: &TokenDigest, now_ms: u64) -> bool {
         let Ok(Some((value, _))) = abi::shared_data(&self.slot_key(digest)) else { return false };
@@ -322,7 +324,7 @@ impl Introspector {
         }
     }
 
-    /// Publishes an answer in its slot with compare-and-swap, dropping expired entries and,
+    /// Publishes a response in its slot with compare-and-swap, dropping expired entries and,
     /// when the slot is full, the one that expires first.
     fn publish(&self, digest: &TokenDigest, answer: &IntrospectionAnswer, body: &[u8], now_ms: u64) {
         if body.len() > MAX_SHARED_ANSWER_BYTES {
@@ -337,14 +339,14 @@ impl Introspector {
                 Ok(None) => (Vec::new(), 0),
                 Err(_) => return,
             };
-            let mut kept: Vec<SharedEntry<'_>> = shared_entries(&stored)
+            let mut other_entries: Vec<SharedEntry<'_>> = shared_entries(&stored)
                 .into_iter()
                 .filter(|entry| entry.digest != digest && now_ms < entry.usable_until_ms)
                 .collect();
-            kept.sort_by_key(|entry| core::cmp::Reverse(entry.usable_until_ms));
-            kept.truncate(SLOT_ENTRIES - 1);
+            other_entries.sort_by_key(|entry| core::cmp::Reverse(entry.usable_until_ms));
+            other_entries.truncate(SLOT_ENTRIES - 1);
             let mut value = Vec::new();
-            for entry in &kept {
+            for entry in &other_entries {
                 encode_entry(&mut value, entry.digest, entry.fresh_until_ms, entry.usable_until_ms, entry.body);
             }
             encode_entry(&mut value, digest, fresh_until_ms, usable_until_ms, body);

@@ -3,8 +3,8 @@
 //!
 //! Envoy runs one VM per worker thread, and a paused request can only be resumed by its own
 //! worker. Fetch results are therefore published in shared data, which every worker reads
-//! on its ticks. Per key source (the provider name and a digest of its URL and cluster) the
-//! keys under `portcullis/<provider>/<digest>/` are:
+//! on its ticks ([`SharedDocument`]). Per key source (the provider name and a digest of its
+//! URL and cluster) the keys under `portcullis/<provider>/<digest>/` are:
 //!
 //! - `jwks`: fetch time (u64 milliseconds), content version (u64), then the JWKS body;
 //! - `version`: a publication number (u64) that grows with every publication, cheap to
@@ -27,6 +27,7 @@ use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
 use super::abi::{self, BufferType, MapType, CAS_MISMATCH};
+use super::shared::SharedDocument;
 use crate::config::{Provider, RemoteTiming};
 use crate::gate::KeyLookup;
 use crate::jwks::{KeySet, KeySetOptions, MAX_JWKS_BYTES};
@@ -91,10 +92,7 @@ pub struct RemoteKeys {
     cache: KeyCache,
     source: Source,
     issuers: Vec<IssuerMatcher>,
-    shared_prefix: String,
-    vm_id: u32,
-    seen_version: u64,
-    seen_failure_at: u64,
+    shared: SharedDocument,
     in_flight: Option<(u32, Step)>,
     stale_reported: bool,
 }
@@ -179,10 +177,7 @@ impl RemoteKeys {
             cache: KeyCache::new(RemoteTiming::of(remote)),
             source,
             issuers,
-            shared_prefix: alloc::format!("portcullis/{}/{source_id:016x}/", provider.name),
-            vm_id,
-            seen_version: 0,
-            seen_failure_at: 0,
+            shared: SharedDocument::new(alloc::format!("portcullis/{}/{source_id:016x}/", provider.name), "jwks", vm_id),
             in_flight: None,
             stale_reported: false,
         })
@@ -194,7 +189,7 @@ impl RemoteKeys {
     }
 
     fn key(&self, name: &str) -> String {
-        alloc::format!("{}{name}", self.shared_prefix)
+        self.shared.key(name)
     }
 
     /// Returns how long one worker may hold the fetch lease: long enough for every call of
@@ -247,42 +242,16 @@ impl RemoteKeys {
     /// Adopts a newer set or failure another worker published, and the time of the last
     /// refetch for an unknown `kid`. Returns true when what requests would get changed.
     pub fn sync_shared(&mut self, now_ms: u64) -> bool {
-        let mut changed = self.adopt_shared_keys(now_ms);
-        if let Ok(Some((bytes, _))) = abi::shared_data(&self.key("failure")) {
-            if let (Some(failed_at), Some(retry_at), Some(failures)) = (read_u64(&bytes, 0), read_u64(&bytes, 8), read_u32(&bytes, 16)) {
-                if failed_at > self.seen_failure_at {
-                    self.seen_failure_at = failed_at;
-                    let reason = String::from_utf8_lossy(bytes.get(20..).unwrap_or_default()).into_owned();
-                    changed |= self.cache.adopt_failure(reason, failed_at, retry_at, failures);
-                }
-            }
-        }
+        let changed = self.shared.sync(&mut self.cache, now_ms, |content| {
+            let (Some(content_version), Some(body)) = (read_u64(content, 0), content.get(8..)) else { return None };
+            Some((content_version, KeySet::from_json(body, KeySetOptions::default()).ok()))
+        });
         if let Ok(Some((bytes, _))) = abi::shared_data(&self.key("kid_refetch")) {
             if let Some(granted_at) = read_u64(&bytes, 0) {
                 self.cache.note_kid_refetch(granted_at);
             }
         }
         changed
-    }
-
-    fn adopt_shared_keys(&mut self, now_ms: u64) -> bool {
-        let version = match abi::shared_data(&self.key("version")) {
-            Ok(Some((bytes, _))) => read_u64(&bytes, 0).unwrap_or(0),
-            _ => return false,
-        };
-        if version <= self.seen_version {
-            return false;
-        }
-        let Ok(Some((bytes, _))) = abi::shared_data(&self.key("jwks")) else { return false };
-        let (Some(fetched_at), Some(content_version), Some(body)) = (read_u64(&bytes, 0), read_u64(&bytes, 8), bytes.get(16..)) else {
-            return false;
-        };
-        self.seen_version = version;
-        match KeySet::from_json(body, KeySetOptions::default()) {
-            // Keys fetched long ago by another worker still age from their fetch time.
-            Ok(set) => self.cache.adopt(Arc::new(set), content_version, fetched_at.min(now_ms)),
-            Err(_) => false,
-        }
     }
 
     /// Decides whether a request whose token names a `kid` missing from the keys should
@@ -342,16 +311,6 @@ impl RemoteKeys {
         self.in_flight.is_none() && self.cache.should_fetch(now_ms)
     }
 
-    /// Takes the fetch lease in shared data. Returns false when another worker holds it.
-    /// Hosts without shared data let every worker fetch.
-    fn take_lease(&self, now_ms: u64) -> bool {
-        take_lease(&self.key("lease"), self.vm_id, now_ms, self.lease_ms())
-    }
-
-    fn release_lease(&self) {
-        release_lease(&self.key("lease"), self.vm_id);
-    }
-
     /// Returns the next call of a fetch: the key set when its URL is known, else the
     /// discovery document. A URL another worker discovered is taken from shared data.
     fn next_call(&mut self) -> (FetchTarget, Step) {
@@ -383,7 +342,7 @@ impl RemoteKeys {
     ///
     /// The host's refusal of the call, as a message; the failure is recorded.
     pub fn start_fetch(&mut self, now_ms: u64) -> Result<Option<u32>, String> {
-        if !self.take_lease(now_ms) {
+        if !self.shared.take_lease(now_ms, self.lease_ms()) {
             return Ok(None);
         }
         self.cache.fetch_started(now_ms);
@@ -474,8 +433,8 @@ impl RemoteKeys {
                 let skipped = set.skipped().iter().map(ToString::to_string).collect();
                 let version = digest_u64(&body);
                 self.cache.fetch_succeeded(Arc::new(set), version, now_ms);
-                self.publish(&body, version, now_ms);
-                self.release_lease();
+                self.shared.publish(&[&version.to_le_bytes(), &body], now_ms);
+                self.shared.release_lease();
                 FetchResult::Stored { keys, skipped }
             }
             Err(reason) => {
@@ -493,73 +452,7 @@ impl RemoteKeys {
     /// Records a failed fetch, publishes it for the other workers and frees the lease.
     fn fail(&mut self, reason: String, now_ms: u64) {
         self.in_flight = None;
-        self.cache.fetch_failed(reason.clone(), now_ms, jitter());
-        let mut value = Vec::with_capacity(20 + reason.len());
-        value.extend_from_slice(&now_ms.to_le_bytes());
-        value.extend_from_slice(&self.cache.retry_at_ms().to_le_bytes());
-        value.extend_from_slice(&self.cache.failures().to_le_bytes());
-        value.extend_from_slice(reason.as_bytes());
-        if abi::set_shared_data(&self.key("failure"), &value, 0).is_ok() {
-            self.seen_failure_at = now_ms;
-        }
-        self.release_lease();
-    }
-
-    fn publish(&mut self, body: &[u8], version: u64, now_ms: u64) {
-        let mut value = Vec::with_capacity(16 + body.len());
-        value.extend_from_slice(&now_ms.to_le_bytes());
-        value.extend_from_slice(&version.to_le_bytes());
-        value.extend_from_slice(body);
-        // The publication number grows with every publication, even two in one millisecond.
-        let previous = match abi::shared_data(&self.key("version")) {
-            Ok(Some((bytes, _))) => read_u64(&bytes, 0).unwrap_or(0),
-            _ => 0,
-        };
-        let number = now_ms.max(previous.saturating_add(1));
-        let published = abi::set_shared_data(&self.key("jwks"), &value, 0).is_ok()
-            && abi::set_shared_data(&self.key("version"), &number.to_le_bytes(), 0).is_ok();
-        if published {
-            self.seen_version = number;
-        }
-    }
-}
-
-/// Takes the fetch lease stored at `key` for `lease_ms` from `now_ms`, with
-/// compare-and-swap. Returns false when another VM holds it. Hosts without shared data let
-/// every VM fetch.
-pub(super) fn take_lease(key: &str, vm_id: u32, now_ms: u64, lease_ms: u64) -> bool {
-    let (value, cas) = match abi::shared_data(key) {
-        Ok(Some(entry)) => entry,
-        Ok(None) => {
-            // Create the key first: CAS 0 writes unconditionally, so creation itself
-            // cannot be exclusive, but every later take compares versions.
-            if abi::set_shared_data(key, &[0; 12], 0).is_err() {
-                return true;
-            }
-            match abi::shared_data(key) {
-                Ok(Some(entry)) => entry,
-                _ => return true,
-            }
-        }
-        Err(_) => return true,
-    };
-    let holder = read_u32(&value, 8);
-    if read_u64(&value, 0).is_some_and(|until| until > now_ms) && holder != Some(vm_id) {
-        return false;
-    }
-    let until = now_ms.saturating_add(lease_ms);
-    let mut lease = Vec::with_capacity(12);
-    lease.extend_from_slice(&until.to_le_bytes());
-    lease.extend_from_slice(&vm_id.to_le_bytes());
-    abi::set_shared_data(key, &lease, cas).is_ok()
-}
-
-/// Frees the lease at `key` if `vm_id` holds it.
-pub(super) fn release_lease(key: &str, vm_id: u32) {
-    if let Ok(Some((value, cas))) = abi::shared_data(key) {
-        if read_u32(&value, 8) == Some(vm_id) {
-            let _ = abi::set_shared_data(key, &[0; 12], cas);
-        }
+        self.shared.fail(&mut self.cache, reason, now_ms);
     }
 }
 

@@ -17,6 +17,7 @@ mod introspection;
 mod keys;
 mod metrics;
 mod revocation;
+mod shared;
 
 use alloc::vec::Vec;
 

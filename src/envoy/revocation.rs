@@ -1,5 +1,6 @@
 //! Revocation lists in Envoy: fetched through a cluster on ticks, by one worker at a time,
-//! and shared with the other workers through shared data, as key sets are (`keys.rs`).
+//! and shared with the other workers through shared data ([`SharedDocument`]), as key sets
+//! are (`keys.rs`).
 //!
 //! Per list source (the provider name and a digest of its URL and cluster) the keys under
 //! `portcullis/<provider>/<digest>/revocation/` are:
@@ -13,13 +14,13 @@
 
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
 use super::abi;
-use super::keys::{digest_u64, jitter, read_response, read_u32, read_u64, release_lease, take_lease, FetchTarget};
+use super::keys::{digest_u64, read_response, FetchTarget};
+use super::shared::SharedDocument;
 use crate::config::{Provider, RemoteTiming, RevocationListSettings};
 use crate::gate::ListLookup;
-use crate::keycache::{DocumentCache, Served};
+use crate::keycache::DocumentCache;
 use crate::revocation::{RevocationList, MAX_LIST_BYTES};
 
 /// The revocation list of one provider in one VM.
@@ -28,10 +29,7 @@ pub struct RemoteList {
     pub name: String,
     cache: DocumentCache<RevocationList>,
     target: FetchTarget,
-    shared_prefix: String,
-    vm_id: u32,
-    seen_version: u64,
-    seen_failure_at: u64,
+    shared: SharedDocument,
     in_flight: Option<u32>,
 }
 
@@ -52,10 +50,7 @@ impl RemoteList {
             name: provider.name.clone(),
             cache: DocumentCache::new(settings.timing),
             target,
-            shared_prefix: alloc::format!("portcullis/{}/{source_id:016x}/revocation/", provider.name),
-            vm_id,
-            seen_version: 0,
-            seen_failure_at: 0,
+            shared: SharedDocument::new(alloc::format!("portcullis/{}/{source_id:016x}/revocation/", provider.name), "list", vm_id),
             in_flight: None,
         })
     }
@@ -65,54 +60,19 @@ impl RemoteList {
         self.cache.timing()
     }
 
-    fn key(&self, name: &str) -> String {
-        alloc::format!("{}{name}", self.shared_prefix)
-    }
-
     fn lease_ms(&self) -> u64 {
         self.timing().timeout_ms.saturating_mul(2)
     }
 
     /// Returns the list a request can be checked against at `now_ms`.
     pub fn lookup(&self, now_ms: u64) -> ListLookup<'_> {
-        match self.cache.served(now_ms) {
-            Served::Fresh(_) | Served::Stale(_) => match self.cache.current() {
-                Some(list) => ListLookup::Ready(list),
-                None => ListLookup::Pending,
-            },
-            Served::Nothing { reason: None } => ListLookup::Pending,
-            Served::Nothing { reason: Some(reason) } => ListLookup::Unavailable(reason),
-        }
+        ListLookup::from_cache(&self.cache, now_ms)
     }
 
     /// Adopts a newer list or failure another worker published. Returns true when what
     /// requests would get changed.
     pub fn sync_shared(&mut self, now_ms: u64) -> bool {
-        let mut changed = false;
-        let version = match abi::shared_data(&self.key("version")) {
-            Ok(Some((bytes, _))) => read_u64(&bytes, 0).unwrap_or(0),
-            _ => 0,
-        };
-        if version > self.seen_version {
-            if let Ok(Some((bytes, _))) = abi::shared_data(&self.key("list")) {
-                if let (Some(fetched_at), Some(body)) = (read_u64(&bytes, 0), bytes.get(8..)) {
-                    self.seen_version = version;
-                    if let Ok(list) = RevocationList::from_json(body) {
-                        changed |= self.cache.adopt(Arc::new(list), digest_u64(body), fetched_at.min(now_ms));
-                    }
-                }
-            }
-        }
-        if let Ok(Some((bytes, _))) = abi::shared_data(&self.key("failure")) {
-            if let (Some(failed_at), Some(retry_at), Some(failures)) = (read_u64(&bytes, 0), read_u64(&bytes, 8), read_u32(&bytes, 16)) {
-                if failed_at > self.seen_failure_at {
-                    self.seen_failure_at = failed_at;
-                    let reason = String::from_utf8_lossy(bytes.get(20..).unwrap_or_default()).into_owned();
-                    changed |= self.cache.adopt_failure(reason, failed_at, retry_at, failures);
-                }
-            }
-        }
-        changed
+        self.shared.sync(&mut self.cache, now_ms, |body| Some((digest_u64(body), RevocationList::from_json(body).ok())))
     }
 
     /// Whether this VM should start a fetch now.
@@ -126,7 +86,7 @@ impl RemoteList {
     ///
     /// The host's refusal of the call, as a message; the failure is recorded.
     pub fn start_fetch(&mut self, now_ms: u64) -> Result<Option<u32>, String> {
-        if !take_lease(&self.key("lease"), self.vm_id, now_ms, self.lease_ms()) {
+        if !self.shared.take_lease(now_ms, self.lease_ms()) {
             return Ok(None);
         }
         self.cache.fetch_started(now_ms);
@@ -171,8 +131,8 @@ impl RemoteList {
                 let entries = list.len();
                 let version = digest_u64(&body);
                 self.cache.fetch_succeeded(Arc::new(list), version, now_ms);
-                self.publish(&body, now_ms);
-                release_lease(&self.key("lease"), self.vm_id);
+                self.shared.publish(&[&body], now_ms);
+                self.shared.release_lease();
                 Ok(entries)
             }
             Err(reason) => {
@@ -184,31 +144,6 @@ impl RemoteList {
 
     fn fail(&mut self, reason: String, now_ms: u64) {
         self.in_flight = None;
-        self.cache.fetch_failed(reason.clone(), now_ms, jitter());
-        let mut value = Vec::with_capacity(20 + reason.len());
-        value.extend_from_slice(&now_ms.to_le_bytes());
-        value.extend_from_slice(&self.cache.retry_at_ms().to_le_bytes());
-        value.extend_from_slice(&self.cache.failures().to_le_bytes());
-        value.extend_from_slice(reason.as_bytes());
-        if abi::set_shared_data(&self.key("failure"), &value, 0).is_ok() {
-            self.seen_failure_at = now_ms;
-        }
-        release_lease(&self.key("lease"), self.vm_id);
-    }
-
-    fn publish(&mut self, body: &[u8], now_ms: u64) {
-        let mut value = Vec::with_capacity(8 + body.len());
-        value.extend_from_slice(&now_ms.to_le_bytes());
-        value.extend_from_slice(body);
-        let previous = match abi::shared_data(&self.key("version")) {
-            Ok(Some((bytes, _))) => read_u64(&bytes, 0).unwrap_or(0),
-            _ => 0,
-        };
-        let number = now_ms.max(previous.saturating_add(1));
-        let published = abi::set_shared_data(&self.key("list"), &value, 0).is_ok()
-            && abi::set_shared_data(&self.key("version"), &number.to_le_bytes(), 0).is_ok();
-        if published {
-            self.seen_version = number;
-        }
+        self.shared.fail(&mut self.cache, reason, now_ms);
     }
 }

@@ -15,6 +15,7 @@ use crate::dpop::replay::ReplayCheck;
 use crate::dpop::VerifiedProof;
 use crate::introspection::IntrospectionAnswer;
 use crate::jwks::KeySet;
+use crate::keycache::{DocumentCache, Served};
 use crate::revocation::RevocationList;
 
 /// The state of a remote provider's keys.
@@ -43,6 +44,22 @@ pub enum ListLookup<'a> {
     Pending,
     /// No list and none expected soon.
     Unavailable(String),
+}
+
+impl<'a> ListLookup<'a> {
+    /// Returns the state of the list in `cache` at `now_ms`: ready while it is fresh or
+    /// stale, pending until a first fetch or a refetch after idling finishes, and
+    /// unavailable once fetches failed with no list left to serve.
+    pub fn from_cache(cache: &'a DocumentCache<RevocationList>, now_ms: u64) -> Self {
+        match cache.served(now_ms) {
+            Served::Fresh(_) | Served::Stale(_) => match cache.current() {
+                Some(list) => ListLookup::Ready(list),
+                None => ListLookup::Pending,
+            },
+            Served::Nothing { reason: None } => ListLookup::Pending,
+            Served::Nothing { reason: Some(reason) } => ListLookup::Unavailable(reason),
+        }
+    }
 }
 
 /// The introspection answer for one token.

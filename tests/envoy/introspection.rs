@@ -1,5 +1,5 @@
 //! Token introspection (RFC 7662) and revocation lists through the filter: opaque tokens
-//! from oidc-provider introspected and revoked for real, answers shared by workers, and
+//! from oidc-provider introspected and revoked for real, responses shared by workers, and
 //! endpoint failures; lists fetched on ticks and shared by workers.
 
 use std::time::Duration;
@@ -12,7 +12,7 @@ use crate::fixture::{
     tamper_signature, warnings, Authz,
 };
 
-/// A provider that only introspects, through the cluster `authz`.
+/// Builds a provider that only introspects, through the cluster `authz`.
 fn opaque_provider(authz: &Authz, cache_duration: &str) -> Value {
     json!({
         "issuer": authz.issuer,
@@ -123,7 +123,8 @@ fn introspection_endpoint_down_fails_closed() {
     let mut envoy = start(options);
     assert_denied(&envoy.send(0, request(Some(authz.token("opaque")))), "introspection_unavailable", "endpoint down");
     let logged = warnings(&envoy, "introspection failed");
-    assert!(!logged.is_empty() && logged[0].contains("provider idp"), "{:?}", envoy.logs());
+    assert!(!logged.is_empty(), "no introspection warning: {:?}", envoy.logs());
+    assert!(logged[0].contains("provider idp"), "{:?}", envoy.logs());
     // During the backoff the next request fails at once, without a call.
     let calls = introspections(&envoy);
     assert_denied(&envoy.send(0, request(Some(authz.token("opaque")))), "introspection_unavailable", "backing off");
@@ -252,8 +253,8 @@ fn malformed_answers_fail_closed() {
     }
 }
 
-/// A provider with the fixture's JWT keys that also introspects, through a cluster whose
-/// answers the test sets (oidc-provider does not introspect JWTs).
+/// Builds a provider with the fixture's JWT keys that also introspects, through a cluster
+/// whose responses the test sets, because oidc-provider does not introspect JWTs.
 fn after_jwt_provider(authz: &Authz) -> Value {
     let mut provider = authz.remote_provider();
     provider["introspection"] = json!({
@@ -332,7 +333,8 @@ fn bad_introspection_configuration_rejected() {
     assert!(Envoy::start(options(&config(provider), authz.clusters())).is_ok());
 }
 
-/// A provider with the committed local keys and a revocation list served through `lists`.
+/// Builds a provider with the committed local keys and a revocation list served through
+/// `lists`.
 fn listed_provider(cache_duration: &str) -> Value {
     local_provider(&json!({
         "revocation_list": {
@@ -360,11 +362,11 @@ fn list_host(authz: &Authz, cache_duration: &str, workers: usize, list: CalloutF
 fn listed_jti_rejected() {
     let authz = Authz::shared();
     let revoked = local_token(&json!({ "jti": "revoked-1" }));
-    let kept = local_token(&json!({ "jti": "kept-1" }));
+    let unlisted = local_token(&json!({ "jti": "kept-1" }));
     let mut envoy = list_host(authz, "60s", 3, list_response(&["revoked-1", "other"]));
     for worker in 0..3 {
         assert_denied(&envoy.send(worker, request(Some(&revoked))), "token_revoked", &format!("worker {worker}"));
-        assert_eq!(header(forwarded(&envoy.send(worker, request(Some(&kept)))), "x-jwt-sub"), Some("user-123"));
+        assert_eq!(header(forwarded(&envoy.send(worker, request(Some(&unlisted)))), "x-jwt-sub"), Some("user-123"));
     }
     assert_eq!(paths_of(&envoy, "lists").len(), 1, "one fetch serves every worker");
     assert_eq!(metric(&envoy, "portcullis.provider.idp.revocation_list_fetch_success"), 1);

@@ -18,7 +18,7 @@ use crate::gate::{IntrospectionLookup, ListLookup, TokenCache};
 use crate::introspection::{
     self, next_step, EndpointHealth, IntrospectionCache, IntrospectionRequest, IntrospectionSettings, NextStep, TokenDigest,
 };
-use crate::keycache::{DocumentCache, Served};
+use crate::keycache::DocumentCache;
 use crate::revocation::RevocationList;
 
 /// The suffix of a revocation list's fetch identifier.
@@ -56,7 +56,7 @@ impl WebList {
         Self { uri: settings.uri.clone(), cache: DocumentCache::new(settings.timing), in_flight: false }
     }
 
-    /// The list's URL.
+    /// Returns the list's URL.
     pub fn uri(&self) -> &str {
         &self.uri
     }
@@ -68,14 +68,7 @@ impl WebList {
 
     /// Returns the list a request can be checked against at `now_ms`.
     pub fn lookup(&self, now_ms: u64) -> ListLookup<'_> {
-        match self.cache.served(now_ms) {
-            Served::Fresh(_) | Served::Stale(_) => match self.cache.current() {
-                Some(list) => ListLookup::Ready(list),
-                None => ListLookup::Pending,
-            },
-            Served::Nothing { reason: None } => ListLookup::Pending,
-            Served::Nothing { reason: Some(reason) } => ListLookup::Unavailable(reason),
-        }
+        ListLookup::from_cache(&self.cache, now_ms)
     }
 
     /// Starts the fetch that is due at `now_ms`, if any.
@@ -139,7 +132,7 @@ fn content_version(body: &[u8]) -> u64 {
 pub struct DueCall {
     /// The fetch identifier's digest part.
     pub digest: TokenDigest,
-    /// What to send.
+    /// The request to send.
     pub request: IntrospectionRequest,
     /// Timeout in milliseconds.
     pub timeout_ms: u64,
@@ -161,17 +154,18 @@ impl WebIntrospector {
         Self { settings: settings.clone(), health: EndpointHealth::default(), queued: BTreeMap::new(), in_flight: BTreeMap::new() }
     }
 
-    /// The endpoint URL.
+    /// Returns the endpoint URL.
     pub fn uri(&self) -> &str {
         &self.settings.uri
     }
 
-    /// How long a request may wait for an answer: until the call has timed out for sure.
+    /// Returns how long a request may wait for a response, in milliseconds: twice the
+    /// call timeout, by when the call has timed out for sure.
     pub fn pending_timeout_ms(&self) -> u64 {
         self.settings.timeout_ms.saturating_mul(2)
     }
 
-    /// Returns the answer for `token` from `cache`, or queues a call.
+    /// Returns the response for `token` from `cache`, or queues a call.
     pub fn lookup(&mut self, cache: &mut IntrospectionCache, index: usize, token: &str, now_ms: u64) -> IntrospectionLookup {
         let digest = TokenCache::digest(token);
         match next_step(cache.get(index, &digest, now_ms), &self.health, now_ms) {
