@@ -40,6 +40,82 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     }
 }
 
+/// Returns the path (`providers.idp.audience`, `rules[0].requires`) of the member or
+/// element that a parser at `line` and `column` was reading, or an empty string at the top
+/// level. serde_json's errors report that position, with `column` counting the bytes of the
+/// line read so far.
+///
+/// The scan follows only brackets, commas, colons and strings, so it gives a path for any
+/// prefix of a document, valid or not. Escapes in member names are left as written.
+pub fn path_at(bytes: &[u8], line: usize, column: usize) -> String {
+    let line_start = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, byte)| **byte == b'\n')
+        .nth(line.saturating_sub(2))
+        .map_or(0, |(index, _)| index + 1);
+    let end = if line <= 1 { column } else { line_start.saturating_add(column) }.min(bytes.len());
+
+    let mut stack: Vec<PathFrame> = Vec::new();
+    let mut index = 0;
+    while index < end {
+        match bytes.get(index).copied().unwrap_or_default() {
+            b'{' => stack.push(PathFrame::Object { key: None, expecting_key: true }),
+            b'[' => stack.push(PathFrame::Array { index: 0 }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(PathFrame::Object { expecting_key, .. }) => *expecting_key = true,
+                Some(PathFrame::Array { index }) => *index += 1,
+                None => {}
+            },
+            b':' => {
+                if let Some(PathFrame::Object { expecting_key, .. }) = stack.last_mut() {
+                    *expecting_key = false;
+                }
+            }
+            b'"' => {
+                let start = index + 1;
+                index += 1;
+                while index < end && bytes.get(index) != Some(&b'"') {
+                    // Skip the escaped character, which may be a quote.
+                    index += if bytes.get(index) == Some(&b'\\') { 2 } else { 1 };
+                }
+                if let Some(PathFrame::Object { key, expecting_key: true }) = stack.last_mut() {
+                    let name = bytes.get(start..index.min(end)).unwrap_or_default();
+                    *key = Some(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            PathFrame::Object { key: Some(key), .. } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            PathFrame::Object { key: None, .. } => {}
+            PathFrame::Array { index } => path.push_str(&format!("[{index}]")),
+        }
+    }
+    path
+}
+
+/// One open object or array while [`path_at`] scans.
+enum PathFrame {
+    /// The member name read last, and whether the next string is a member name.
+    Object { key: Option<String>, expecting_key: bool },
+    /// The index of the current element.
+    Array { index: usize },
+}
+
 /// Returns the JSON kind of a value, for messages.
 pub fn kind(value: &Value) -> &'static str {
     match value {
@@ -171,6 +247,28 @@ mod tests {
         }
         text.push('}');
         text
+    }
+
+    #[test]
+    fn path_at_follows_members_and_elements() {
+        let document = br#"{"providers": {"idp": {"algorithms": ["RS256", "x"], "audience": 1}}, "rules": [{}, {"requires": 2}]}"#;
+        let position = |needle: &str| {
+            let text = core::str::from_utf8(document).unwrap();
+            text.find(needle).unwrap() + needle.len()
+        };
+        assert_eq!(path_at(document, 1, 0), "");
+        assert_eq!(path_at(document, 1, position(r#""x""#)), "providers.idp.algorithms[1]");
+        assert_eq!(path_at(document, 1, position(r#""audience""#)), "providers.idp.audience");
+        assert_eq!(path_at(document, 1, position(r#""requires": 2"#)), "rules[1].requires");
+        assert_eq!(path_at(document, 1, document.len()), "");
+        assert_eq!(path_at(document, 1, 10_000), "", "a column past the end stops at the end");
+    }
+
+    #[test]
+    fn path_at_counts_lines_and_escapes() {
+        let document = b"{\n  \"a\\\"b\": {\n    \"c\": [1,\n 2]}}";
+        assert_eq!(path_at(document, 3, 10), "a\\\"b.c[0]");
+        assert_eq!(path_at(document, 4, 2), "a\\\"b.c[1]");
     }
 
     #[test]

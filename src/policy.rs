@@ -668,26 +668,20 @@ pub fn normalize_media_type(value: &str) -> String {
 
 /// Parses a configuration document into `T`. An unknown field, a wrong type or an invalid
 /// duration is reported as [`ConfigError::InvalidValue`] at the path of the field at fault
-/// (`providers.idp.audience`); JSON that does not parse at all is [`ConfigError::Syntax`].
+/// (`providers.idp.audience`). JSON that does not parse at all is [`ConfigError::Syntax`].
 ///
 /// # Errors
 ///
 /// As described above.
 pub(crate) fn parse_document<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
-    let value = parsed.map_err(|error| {
-        let path = error.path().to_string();
-        let error = error.into_inner();
-        if error.is_data() && path != "." {
-            ConfigError::invalid(path, error.to_string())
-        } else {
+    serde_json::from_slice(bytes).map_err(|error| {
+        let path = if error.is_data() { crate::json::path_at(bytes, error.line(), error.column()) } else { String::new() };
+        if path.is_empty() {
             ConfigError::Syntax { message: error.to_string() }
+        } else {
+            ConfigError::invalid(path, error.to_string())
         }
-    })?;
-    // Text after the document makes it invalid JSON.
-    deserializer.end().map_err(|error| ConfigError::Syntax { message: error.to_string() })?;
-    Ok(value)
+    })
 }
 
 fn field(prefix: &str, name: &str) -> String {
