@@ -133,6 +133,34 @@ pub enum Served<T = KeySet> {
 /// The cache of one provider's keys.
 pub type KeyCache = DocumentCache<KeySet>;
 
+/// The state behind a warning given once each time a key cache starts serving stale keys.
+#[derive(Debug, Default)]
+pub struct StaleNotice {
+    /// Whether the warning was given since the keys last were fresh.
+    reported: bool,
+}
+
+impl StaleNotice {
+    /// Returns a warning the first time `cache` serves stale keys after fresh ones, and
+    /// `None` until the keys were fresh again.
+    pub fn check(&mut self, cache: &KeyCache, now_ms: u64) -> Option<String> {
+        if !matches!(cache.served(now_ms), Served::Stale(_)) {
+            self.reported = false;
+            return None;
+        }
+        if self.reported {
+            return None;
+        }
+        self.reported = true;
+        let age_s = now_ms.saturating_sub(cache.fetched_at_ms()) / 1000;
+        let grace_s = cache.timing().stale_if_error_ms / 1000;
+        Some(alloc::format!(
+            "serving keys fetched {age_s} s ago, past their cache duration, for up to {grace_s} s after expiry while refreshes fail: {}",
+            cache.last_error().unwrap_or("no refresh has succeeded yet")
+        ))
+    }
+}
+
 /// The cache of one fetched document (a key set, a revocation list) with the fetch,
 /// refresh, backoff and stale-if-error rules of this module.
 #[derive(Clone, Debug)]
@@ -373,6 +401,31 @@ mod tests {
         cache.fetch_started(0);
         assert!(!cache.should_fetch(10));
         assert!(matches!(cache.served(10), Served::Nothing { reason: None }));
+    }
+
+    #[test]
+    fn stale_notice_once_per_episode() {
+        let mut cache = KeyCache::new(timing());
+        let mut notice = StaleNotice::default();
+        cache.fetch_started(0);
+        cache.fetch_succeeded(set(), 1, 0);
+        assert_eq!(notice.check(&cache, 1_000), None, "fresh keys give no warning");
+
+        cache.fetch_started(600_000);
+        cache.fetch_failed(String::from("status 503"), 600_000, 0.0);
+        let warning = notice.check(&cache, 660_000).expect("stale keys give a warning");
+        assert!(warning.contains("fetched 660 s ago"), "{warning}");
+        assert!(warning.contains("up to 3600 s"), "{warning}");
+        assert!(warning.ends_with("status 503"), "{warning}");
+        assert_eq!(notice.check(&cache, 661_000), None, "the warning is given once");
+
+        cache.fetch_started(700_000);
+        cache.fetch_succeeded(set(), 2, 700_000);
+        assert_eq!(notice.check(&cache, 700_001), None);
+        cache.fetch_started(1_300_000);
+        cache.fetch_failed(String::from("timed out"), 1_300_000, 0.0);
+        let again = notice.check(&cache, 1_300_001).expect("a second stale episode warns again");
+        assert!(again.ends_with("timed out"), "{again}");
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl ReplayCache {
         }
         if self.entries >= self.max_entries {
             return ReplayCheck::Unavailable(alloc::format!(
-                "the replay cache holds its maximum of {} proofs; retry shortly",
+                "the DPoP replay cache is full ({} proofs); retry shortly",
                 self.max_entries
             ));
         }
@@ -190,7 +190,7 @@ pub fn shard_update(stored: Option<&[u8]>, digest: &ProofDigest, iat: i64) -> Sh
     }
     if digests.len() / DIGEST_BYTES >= MAX_SHARD_ENTRIES {
         return ShardUpdate::Refused(alloc::format!(
-            "the replay cache shard holds its maximum of {MAX_SHARD_ENTRIES} proofs for this minute; retry shortly"
+            "the DPoP replay cache shard is full ({MAX_SHARD_ENTRIES} proofs for this minute); retry shortly"
         ));
     }
     let whole = digests.len() - digests.len() % DIGEST_BYTES;

@@ -32,7 +32,7 @@ use crate::config::{Provider, RemoteTiming};
 use crate::gate::KeyLookup;
 use crate::jwks::{KeySet, KeySetOptions, MAX_JWKS_BYTES};
 use crate::keycache::discovery::{self, MAX_DISCOVERY_BYTES};
-use crate::keycache::{KeyCache, Served};
+use crate::keycache::{KeyCache, Served, StaleNotice};
 use crate::policy::{IssuerMatcher, RemoteJwks};
 
 /// Where a fetch goes.
@@ -94,7 +94,7 @@ pub struct RemoteKeys {
     issuers: Vec<IssuerMatcher>,
     shared: SharedDocument,
     in_flight: Option<(u32, Step)>,
-    stale_reported: bool,
+    stale_notice: StaleNotice,
 }
 
 /// What a finished call led to, for logs and metrics.
@@ -179,7 +179,7 @@ impl RemoteKeys {
             issuers,
             shared: SharedDocument::new(alloc::format!("portcullis/{}/{source_id:016x}/", provider.name), "jwks", vm_id),
             in_flight: None,
-            stale_reported: false,
+            stale_notice: StaleNotice::default(),
         })
     }
 
@@ -204,16 +204,7 @@ impl RemoteKeys {
 
     /// Returns what a request can verify with at `now_ms`.
     pub fn lookup(&self, now_ms: u64) -> KeyLookup<'_> {
-        match self.cache.served(now_ms) {
-            Served::Fresh(_) | Served::Stale(_) => match self.cache.current() {
-                Some(keys) => KeyLookup::Ready { keys, version: self.cache.version() },
-                None => KeyLookup::Pending,
-            },
-            Served::Nothing { reason: None } => KeyLookup::Pending,
-            // Before any success, a failure fails requests at once instead of pausing them
-            // until a later retry: the endpoint is down and waiting would only add latency.
-            Served::Nothing { reason: Some(reason) } => KeyLookup::Unavailable(reason),
-        }
+        KeyLookup::from_cache(&self.cache, now_ms)
     }
 
     /// Returns whether stale keys are being served.
@@ -223,20 +214,7 @@ impl RemoteKeys {
 
     /// Returns a warning the first time stale keys serve after fresh ones did.
     pub fn stale_notice(&mut self, now_ms: u64) -> Option<String> {
-        if !self.is_stale(now_ms) {
-            self.stale_reported = false;
-            return None;
-        }
-        if self.stale_reported {
-            return None;
-        }
-        self.stale_reported = true;
-        let age_s = now_ms.saturating_sub(self.cache.fetched_at_ms()) / 1000;
-        let grace_s = self.timing().stale_if_error_ms / 1000;
-        Some(alloc::format!(
-            "serving keys fetched {age_s} s ago, past their cache duration, for up to {grace_s} s after expiry while refreshes fail: {}",
-            self.cache.last_error().unwrap_or("no refresh has succeeded yet")
-        ))
+        self.stale_notice.check(&self.cache, now_ms)
     }
 
     /// Adopts a newer set or failure another worker published, and the time of the last

@@ -15,7 +15,7 @@ use crate::dpop::replay::ReplayCheck;
 use crate::dpop::VerifiedProof;
 use crate::introspection::IntrospectionAnswer;
 use crate::jwks::KeySet;
-use crate::keycache::{DocumentCache, Served};
+use crate::keycache::{DocumentCache, KeyCache, Served};
 use crate::revocation::RevocationList;
 
 /// The state of a remote provider's keys.
@@ -33,6 +33,25 @@ pub enum KeyLookup<'a> {
     Pending,
     /// No keys and none expected soon.
     Unavailable(String),
+}
+
+impl<'a> KeyLookup<'a> {
+    /// Returns the state of the keys in `cache` at `now_ms`: ready while they are fresh or
+    /// stale, pending until a first fetch or a refetch after idling finishes, and
+    /// unavailable once fetches failed with no keys left to serve.
+    ///
+    /// After a failure, requests fail at once instead of waiting for a retry that the
+    /// backoff may delay for minutes.
+    pub fn from_cache(cache: &'a KeyCache, now_ms: u64) -> Self {
+        match cache.served(now_ms) {
+            Served::Fresh(_) | Served::Stale(_) => match cache.current() {
+                Some(keys) => KeyLookup::Ready { keys, version: cache.version() },
+                None => KeyLookup::Pending,
+            },
+            Served::Nothing { reason: None } => KeyLookup::Pending,
+            Served::Nothing { reason: Some(reason) } => KeyLookup::Unavailable(reason),
+        }
+    }
 }
 
 /// The state of a provider's revocation list.

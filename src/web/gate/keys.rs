@@ -16,7 +16,7 @@ use crate::config::{Provider, RemoteTiming};
 use crate::gate::KeyLookup;
 use crate::jwks::{KeySet, KeySetOptions, MAX_JWKS_BYTES};
 use crate::keycache::discovery::{self, MAX_DISCOVERY_BYTES};
-use crate::keycache::{KeyCache, Served};
+use crate::keycache::{KeyCache, StaleNotice};
 use crate::policy::{IssuerMatcher, RemoteJwks};
 
 /// The document a fetch requests.
@@ -86,7 +86,7 @@ pub struct RemoteKeys {
     source: Source,
     issuers: Vec<IssuerMatcher>,
     in_flight: Option<Step>,
-    stale_reported: bool,
+    stale_notice: StaleNotice,
 }
 
 /// Returns the first eight bytes of the SHA-256 digest of a key-set document, which
@@ -136,7 +136,7 @@ impl RemoteKeys {
             }
             Source::Discovery { document: uri.clone(), jwks: None }
         };
-        Ok(Self { cache: KeyCache::new(RemoteTiming::of(remote)), source, issuers, in_flight: None, stale_reported: false })
+        Ok(Self { cache: KeyCache::new(RemoteTiming::of(remote)), source, issuers, in_flight: None, stale_notice: StaleNotice::default() })
     }
 
     /// Returns the timing settings, defaults filled in.
@@ -159,16 +159,7 @@ impl RemoteKeys {
 
     /// Returns what a request can verify with at `now_ms`.
     pub fn lookup(&self, now_ms: u64) -> KeyLookup<'_> {
-        match self.cache.served(now_ms) {
-            Served::Fresh(_) | Served::Stale(_) => match self.cache.current() {
-                Some(keys) => KeyLookup::Ready { keys, version: self.cache.version() },
-                None => KeyLookup::Pending,
-            },
-            Served::Nothing { reason: None } => KeyLookup::Pending,
-            // After a failure, requests fail at once instead of waiting for a retry that the
-            // backoff may delay for minutes. The Envoy filter responds the same way.
-            Served::Nothing { reason: Some(reason) } => KeyLookup::Unavailable(reason),
-        }
+        KeyLookup::from_cache(&self.cache, now_ms)
     }
 
     /// Decides whether a request whose token names a `kid` missing from the keys should
@@ -274,27 +265,9 @@ impl RemoteKeys {
         Ok(self.cache.adopt(Arc::new(set), content_version(body), fetched_at_ms))
     }
 
-    /// Returns whether stale keys are served at `now_ms`.
-    pub fn is_stale(&self, now_ms: u64) -> bool {
-        matches!(self.cache.served(now_ms), Served::Stale(_))
-    }
-
-    /// Returns a warning the first time stale keys verify a token after fresh ones did.
+    /// Returns a warning the first time stale keys serve after fresh ones did.
     pub fn stale_notice(&mut self, now_ms: u64) -> Option<String> {
-        if !self.is_stale(now_ms) {
-            self.stale_reported = false;
-            return None;
-        }
-        if self.stale_reported {
-            return None;
-        }
-        self.stale_reported = true;
-        let age_s = now_ms.saturating_sub(self.cache.fetched_at_ms()) / 1000;
-        let grace_s = self.timing().stale_if_error_ms / 1000;
-        Some(alloc::format!(
-            "serving keys fetched {age_s} s ago, past their cache duration, for up to {grace_s} s after expiry while refreshes fail: {}",
-            self.cache.last_error().unwrap_or("no refresh has succeeded yet")
-        ))
+        self.stale_notice.check(&self.cache, now_ms)
     }
 }
 
