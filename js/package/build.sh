@@ -16,6 +16,9 @@
 # the sources in js/package/ and src/, never the generated files. pkg/README.md is tracked:
 # it is the README that users of the package get in its tarball.
 #
+# The wasm-bindgen and wasm-opt output of each module is kept in TARGET/npm-modules/ and
+# reused while the module that cargo built, the tools and this script are unchanged.
+#
 # Usage: js/package/build.sh   (idempotent; installs what it needs through .ci/install.sh)
 # Honours CARGO_TARGET_DIR. Needs nothing on the network once .ci/install.sh has run.
 set -euo pipefail
@@ -59,6 +62,18 @@ build_module() {
   # Both modules are written to the same path; copy each one before building the next.
   cp "$target_dir/wasm32-unknown-unknown/wasm-release/portcullis.wasm" "$work/$name.wasm"
 
+  # wasm-bindgen and wasm-opt take most of a rebuild. Their output depends only on the
+  # module, the two tools and this script, so an unchanged module reuses the last output.
+  local key cached
+  key="$( { cat "$work/$name.wasm" "${BASH_SOURCE[0]}"; wasm-bindgen --version; "$wasm_opt" --version; } | sha256sum | cut -c1-32)"
+  cached="$cache_dir/$name-$key"
+  if [[ -d "$cached" ]]; then
+    log "$name: module unchanged, reusing the wasm-bindgen and wasm-opt output"
+    mkdir -p "$out/dist"
+    cp -r "$cached/." "$out/dist/"
+    return
+  fi
+
   local target
   for target in bundler web; do
     local dir="$out/dist/$target/$name"
@@ -71,6 +86,14 @@ build_module() {
     fi
     share_errors_module "$dir"
   done
+
+  rm -rf "$cache_dir/$name-"*
+  mkdir -p "$cached.partial"
+  for target in bundler web; do
+    mkdir -p "$cached.partial/$target"
+    cp -r "$out/dist/$target/$name" "$cached.partial/$target/"
+  done
+  mv "$cached.partial" "$cached"
 }
 
 # Points the glue of one module at the shared dist/errors.js instead of its own copy in
@@ -86,6 +109,7 @@ share_errors_module() {
   rm -rf "$dir/snippets"
 }
 
+cache_dir="$target_dir/npm-modules"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
