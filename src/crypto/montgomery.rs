@@ -8,6 +8,9 @@
 //! multiplies 64-bit integers natively but has no 128-bit product. `R > 4m` keeps every
 //! product below `2m` before its one conditional subtraction.
 //!
+//! For the NIST field primes the reduction needs no products at all ([`Shape`]), which
+//! removes `L²` of the `2L²` limb products of a field product.
+//!
 //! The functions are `const fn` so that curve constants are computed at compile time. They
 //! do not run in constant time: they serve signature verification, whose inputs are public.
 
@@ -30,6 +33,37 @@ pub struct Modulus<const L: usize> {
     r_squared: [u64; L],
     /// `R mod m`: one in Montgomery form.
     pub one: [u64; L],
+    /// The reduction that [`Self::mul`] and [`Self::square`] use.
+    shape: Shape,
+}
+
+/// A modulus whose Montgomery reduction needs no multiplications: one that is `-1` modulo
+/// `2^29` and a signed sum of a few powers of two, as the NIST primes are.
+///
+/// Then the reduction factor of a column is its low 29 bits, and adding `factor·m` is a
+/// few shifted additions and subtractions instead of `L` products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Any odd modulus: `L` products per reduction step.
+    Generic,
+    /// `2^256 - 2^224 + 2^192 + 2^96 - 1`, the field prime of P-256, in 9 limbs.
+    P256,
+    /// `2^384 - 2^128 - 2^96 + 2^32 - 1`, the field prime of P-384, in 14 limbs.
+    P384,
+    /// `2^521 - 1`, the field prime of P-521, in 19 limbs.
+    P521,
+}
+
+impl Shape {
+    /// Returns the limb count and the terms `±2^e` of the modulus, each written `±(e + 1)`.
+    const fn terms(self) -> (usize, [i32; 5]) {
+        match self {
+            Shape::Generic => (0, [0; 5]),
+            Shape::P256 => (9, [257, -225, 193, 97, -1]),
+            Shape::P384 => (14, [385, -129, -97, 33, -1]),
+            Shape::P521 => (19, [522, -1, 0, 0, 0]),
+        }
+    }
 }
 
 impl<const L: usize> Modulus<L> {
@@ -56,7 +90,46 @@ impl<const L: usize> Modulus<L> {
                 one = power;
             }
         }
-        Self { value, n0_inv, r_squared: power, one }
+        Self { value, n0_inv, r_squared: power, one, shape: Shape::Generic }
+    }
+
+    /// Builds the constants for a modulus of the given [`Shape`], whose reduction needs no
+    /// multiplications.
+    ///
+    /// Runs only in constant evaluation (the curve constants): a shape that does not match
+    /// the modulus or the limb count fails the build.
+    #[allow(clippy::panic, reason = "evaluated at compile time, where a panic is a build error")]
+    pub const fn with_shape(bytes: &[u8], shape: Shape) -> Self {
+        let mut modulus = Self::new(bytes);
+        let (limbs, terms) = shape.terms();
+        if limbs != L || modulus.n0_inv != 1 {
+            panic!("the shape does not fit this modulus");
+        }
+        let mut sum = [0i64; L];
+        let mut index = 0;
+        while index < terms.len() {
+            let term = terms[index];
+            if term != 0 {
+                let bit = term.unsigned_abs() as usize - 1;
+                let value = 1i64 << (bit % LIMB_BITS as usize);
+                let limb = bit / LIMB_BITS as usize;
+                sum[limb] += if term < 0 { -value } else { value };
+            }
+            index += 1;
+        }
+        let mut limb = 0;
+        while limb < L {
+            if limb + 1 < L {
+                sum[limb + 1] += sum[limb] >> LIMB_BITS;
+                sum[limb] &= LIMB_MASK as i64;
+            }
+            if sum[limb] as u64 != modulus.value[limb] {
+                panic!("the shape's terms do not sum to the modulus");
+            }
+            limb += 1;
+        }
+        modulus.shape = shape;
+        modulus
     }
 
     /// Montgomery product `a·b·R⁻¹ mod m`, reduced.
@@ -84,7 +157,7 @@ impl<const L: usize> Modulus<L> {
             }
             i += 1;
         }
-        self.reduce(columns)
+        self.reduce_any(columns)
     }
 
     /// Montgomery square `a²·R⁻¹ mod m`, reduced: as [`Self::mul`], with each cross product
@@ -122,7 +195,68 @@ impl<const L: usize> Modulus<L> {
             }
             i += 1;
         }
-        self.reduce(columns)
+        self.reduce_any(columns)
+    }
+
+    /// Reduces by the method of the modulus's [`Shape`]. The guard on `L` lets each
+    /// monomorphized copy keep only the reductions its limb count can use.
+    #[inline(always)]
+    const fn reduce_any(&self, columns: [[u64; L]; 2]) -> [u64; L] {
+        match self.shape {
+            Shape::P256 if L == 9 => self.reduce_sparse::<257, -225, 193, 97, -1>(columns),
+            Shape::P384 if L == 14 => self.reduce_sparse::<385, -129, -97, 33, -1>(columns),
+            Shape::P521 if L == 19 => self.reduce_sparse::<522, -1, 0, 0, 0>(columns),
+            _ => self.reduce(columns),
+        }
+    }
+
+    /// Montgomery reduction for a modulus `Σ ±2^e` that is `-1` modulo `2^29`, with the
+    /// terms as const parameters `±(e + 1)` (0: none), so that each becomes a constant
+    /// shift. The factor of column `i` is its low 29 bits.
+    ///
+    /// The columns are signed, because a subtracted term can take a column below zero
+    /// until the carries arrive. Their magnitude stays below 2^63: the products sum to
+    /// less than `L·2^58` and the five terms add less than `5·2^57`.
+    #[inline(always)]
+    const fn reduce_sparse<const A: i32, const B: i32, const C: i32, const D: i32, const E: i32>(
+        &self,
+        columns: [[u64; L]; 2],
+    ) -> [u64; L] {
+        let mut low = [0i64; L];
+        let mut high = [0i64; L];
+        let mut k = 0;
+        while k < L {
+            low[k] = columns[0][k] as i64;
+            high[k] = columns[1][k] as i64;
+            k += 1;
+        }
+        let mut i = 0;
+        while i < L {
+            let factor = low[i] & LIMB_MASK as i64;
+            add_term::<L, A>(&mut low, &mut high, i, factor);
+            add_term::<L, B>(&mut low, &mut high, i, factor);
+            add_term::<L, C>(&mut low, &mut high, i, factor);
+            add_term::<L, D>(&mut low, &mut high, i, factor);
+            add_term::<L, E>(&mut low, &mut high, i, factor);
+            // The low 29 bits of column i are now zero, so the shift is exact.
+            let carry = low[i] >> LIMB_BITS;
+            if i + 1 < L {
+                low[i + 1] += carry;
+            } else {
+                high[0] += carry;
+            }
+            i += 1;
+        }
+        let mut result = [0u64; L];
+        let mut k = 0;
+        while k + 1 < L {
+            high[k + 1] += high[k] >> LIMB_BITS;
+            result[k] = (high[k] & LIMB_MASK as i64) as u64;
+            k += 1;
+        }
+        // The whole result is below 2m, so its top limb is not negative.
+        result[L - 1] = high[L - 1] as u64;
+        subtract_if_not_below(result, &self.value)
     }
 
     /// Montgomery reduction of a product held as `2L` column sums (`columns[0]` the low
@@ -248,6 +382,24 @@ impl<const L: usize> Modulus<L> {
     }
 }
 
+/// Adds `factor·(±2^e)` for the term `T = ±(e + 1)` to the columns of row `row` (`T = 0`
+/// adds nothing).
+#[inline(always)]
+const fn add_term<const L: usize, const T: i32>(low: &mut [i64; L], high: &mut [i64; L], row: usize, factor: i64) {
+    if T == 0 {
+        return;
+    }
+    let bit = T.unsigned_abs() as usize - 1;
+    let value = factor << (bit % LIMB_BITS as usize);
+    let value = if T < 0 { -value } else { value };
+    let k = row + bit / LIMB_BITS as usize;
+    if k < L {
+        low[k] += value;
+    } else if k < 2 * L {
+        high[k - L] += value;
+    }
+}
+
 /// Bit `index` of plain limbs (zero past the end).
 const fn bit_at<const L: usize>(limbs: &[u64; L], index: usize) -> u64 {
     let limb = index / LIMB_BITS as usize;
@@ -349,6 +501,8 @@ pub const fn is_zero<const L: usize>(a: &[u64; L]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
 
     // P-256's field prime.
     const P256: [u8; 32] = [
@@ -376,6 +530,70 @@ mod tests {
                 assert_eq!(back(field.mul(&field.invert(&a_m), &a_m)), 1);
             }
         }
+    }
+
+    /// Random elements below `modulus`, from a fixed xorshift sequence, with the edge values
+    /// 0, 1, `m - 1` and `m - 2` first.
+    fn elements<const L: usize>(modulus: &Modulus<L>, count: usize) -> Vec<[u64; L]> {
+        let mut one = [0u64; L];
+        one[0] = 1;
+        let minus_one = modulus.sub(&[0; L], &one);
+        let mut values = vec![[0u64; L], one, minus_one, modulus.sub(&minus_one, &one)];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        while values.len() < count {
+            let mut limbs = [0u64; L];
+            for limb in &mut limbs {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *limb = state & LIMB_MASK;
+            }
+            // As wide as m, a quarter of them one limb narrower; one subtraction then
+            // brings each below m.
+            let top = modulus.value.iter().rposition(|&limb| limb != 0).unwrap_or(0);
+            let top_bits = 64 - modulus.value[top].leading_zeros();
+            for limb in &mut limbs[top..] {
+                *limb = 0;
+            }
+            if state % 4 != 0 {
+                limbs[top] = state >> 20 & ((1 << top_bits) - 1);
+            }
+            limbs = subtract_if_not_below(limbs, &modulus.value);
+            assert!(less_than(&limbs, &modulus.value));
+            values.push(limbs);
+        }
+        values
+    }
+
+    /// Checks that the multiplication-free reduction of `shape` gives the generic results.
+    fn shaped_matches_generic<const L: usize>(prime: &[u8], shape: Shape) {
+        let generic = Modulus::<L>::new(prime);
+        let shaped = Modulus::<L>::with_shape(prime, shape);
+        assert_eq!(shaped.one, generic.one);
+        let values = elements(&generic, 300);
+        for a in &values {
+            assert_eq!(shaped.square(a), generic.square(a), "{shape:?} square of {a:?}");
+            for b in values.iter().step_by(7) {
+                assert_eq!(shaped.mul(a, b), generic.mul(a, b), "{shape:?} product of {a:?} and {b:?}");
+            }
+        }
+        // Products of two values up to m - 1 in Montgomery form stay reduced.
+        let top = shaped.sub(&[0; L], &shaped.one);
+        assert!(less_than(&shaped.mul(&top, &top), &shaped.value));
+    }
+
+    #[test]
+    fn shaped_reduction_matches_generic() {
+        let p384 = [
+            &[0xffu8; 31][..],
+            &[0xfe, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff][..],
+        ]
+        .concat();
+        let mut p521 = [0xffu8; 66];
+        p521[0] = 0x01;
+        shaped_matches_generic::<9>(&P256, Shape::P256);
+        shaped_matches_generic::<14>(&p384, Shape::P384);
+        shaped_matches_generic::<19>(&p521, Shape::P521);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! pieces are recoded in width-w NAF and summed in one shared doubling chain of `c`
 //! doublings (Shamir's trick over one table per piece and point), so a P-256 verification needs 64
 //! doublings instead of 256. The key's `x`-coordinate check compares `X` with `r·Z²`, so
-//! no field inversion is needed; the one inversion is `s⁻¹ mod n`.
+//! no field inversion is needed; the one inversion is `s⁻¹ mod n`. The three field primes
+//! are sums of a few powers of two, so field products reduce with shifts and additions
+//! only ([`Shape`]).
 //!
 //! Key preparation checks that the point lies on the curve with coordinates below `p`.
 //! Nothing here runs in constant time: every input of a verification is public.
@@ -18,7 +20,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::montgomery::{self, is_zero, less_than, Modulus};
+use crate::montgomery::{self, is_zero, less_than, Modulus, Shape};
 
 /// Most pieces a scalar is split into (P-521).
 const MAX_CHUNKS: usize = 5;
@@ -49,8 +51,9 @@ pub struct Curve<const L: usize> {
 }
 
 impl<const L: usize> Curve<L> {
-    const fn new(name: &'static str, chunks: usize, p: &[u8], n: &[u8], b: &[u8], gx: &[u8], gy: &[u8]) -> Self {
-        let field = Modulus::<L>::new(p);
+    /// Builds a curve from its field, given as a shaped modulus so that field products
+    /// reduce without multiplications, and its big-endian order and constants.
+    const fn new(name: &'static str, chunks: usize, field: Modulus<L>, n: &[u8], b: &[u8], gx: &[u8], gy: &[u8]) -> Self {
         let order = Modulus::<L>::new(n);
         let b = field.to_montgomery(&montgomery::from_be_bytes(b));
         let generator = Affine {
@@ -58,7 +61,7 @@ impl<const L: usize> Curve<L> {
             y: field.to_montgomery(&montgomery::from_be_bytes(gy)),
         };
         let p_minus_n = field.sub(&field.value, &order.value);
-        Self { name, field, order, b, generator, bytes: p.len(), chunks, chunk_bits: (p.len() * 8).div_ceil(chunks), p_minus_n }
+        Self { name, field, order, b, generator, bytes: n.len(), chunks, chunk_bits: (n.len() * 8).div_ceil(chunks), p_minus_n }
     }
 }
 
@@ -90,7 +93,7 @@ const fn nibble(digit: u8) -> u8 {
 pub static P256: Curve<9> = Curve::new(
     "P-256",
     4,
-    &hex::<32>("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+    Modulus::with_shape(&hex::<32>("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"), Shape::P256),
     &hex::<32>("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
     &hex::<32>("5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
     &hex::<32>("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
@@ -101,7 +104,7 @@ pub static P256: Curve<9> = Curve::new(
 pub static P384: Curve<14> = Curve::new(
     "P-384",
     4,
-    &hex::<48>("fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff"),
+    Modulus::with_shape(&hex::<48>("fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff"), Shape::P384),
     &hex::<48>("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"),
     &hex::<48>("b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef"),
     &hex::<48>("aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7"),
@@ -112,7 +115,7 @@ pub static P384: Curve<14> = Curve::new(
 pub static P521: Curve<19> = Curve::new(
     "P-521",
     5,
-    &hex::<66>("01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+    Modulus::with_shape(&hex::<66>("01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"), Shape::P521),
     &hex::<66>("01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"),
     &hex::<66>("0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00"),
     &hex::<66>("00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3dbaa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66"),
