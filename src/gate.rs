@@ -863,7 +863,7 @@ mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
 
-    /// The private key of the test key set, from fixed bytes.
+    /// Returns the private key of the test key set, made from fixed bytes.
     fn signing_key() -> SigningKey {
         SigningKey::from_bytes(&[7; 32])
     }

@@ -4,9 +4,10 @@
 //
 // Usage: node js/bench/verify.mjs FIXTURES BENCH_WASM OUT
 //
-// After a warm-up of 300 ms, a sample is the mean time per verification over a batch of
-// at least 2 ms; each case reports the minimum, median and maximum of 31 samples, in
-// microseconds, as the Rust side does. Keys are imported once per case and not timed with verification:
+// Each case first runs for 300 ms as a warm-up. A sample is then the mean time per
+// verification over a batch of at least 2 ms, and each case reports the minimum, median and
+// maximum of 31 samples in microseconds, as the Rust side does. Keys are imported once per
+// case and not timed with verification:
 // - portcullis: `bench_prepare` parses the JWKS and prepares the key (timed separately);
 //   `bench_verify` runs `verify_token` in full (signature, `exp`, `iss`, `aud`).
 // - jose: `importJWK` once; `jwtVerify` with issuer, audience, algorithm and the clock.

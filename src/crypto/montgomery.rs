@@ -230,6 +230,7 @@ impl<const L: usize> Modulus<L> {
             high[k] = columns[1][k] as i64;
             k += 1;
         }
+
         let mut i = 0;
         while i < L {
             let factor = low[i] & LIMB_MASK as i64;
@@ -247,6 +248,7 @@ impl<const L: usize> Modulus<L> {
             }
             i += 1;
         }
+
         let mut result = [0u64; L];
         let mut k = 0;
         while k + 1 < L {

@@ -46,7 +46,7 @@ impl SharedDocument {
     }
 
     /// Takes the fetch lease for `lease_ms` from `now_ms`. Returns false when another
-    /// worker holds it. Hosts without shared data let every worker fetch.
+    /// worker has taken it. Hosts without shared data let every worker fetch.
     pub(super) fn take_lease(&self, now_ms: u64, lease_ms: u64) -> bool {
         take_lease(&self.key("lease"), self.vm_id, now_ms, lease_ms)
     }
@@ -150,7 +150,7 @@ impl SharedDocument {
 }
 
 /// Takes the fetch lease stored at `key` for `lease_ms` from `now_ms`, with
-/// compare-and-swap. Returns false when another VM holds it. Hosts without shared data let
+/// compare-and-swap. Returns false when another VM has taken it. Hosts without shared data let
 /// every VM fetch.
 fn take_lease(key: &str, vm_id: u32, now_ms: u64, lease_ms: u64) -> bool {
     let (value, cas) = match abi::shared_data(key) {
