@@ -15,7 +15,8 @@ use crate::options::{
     CalloutFault, CalloutRecord, HostOptions, LogRecord, Outcome, Request, Response, StartError,
 };
 use crate::state::{
-    Action, CallResponse, CalloutDone, LocalReplyRequest, Shared, SharedOptions, Stream, lock,
+    Action, CallResponse, CalloutDone, LocalReplyRequest, RandomSource, Shared, SharedOptions,
+    Stream, lock,
 };
 use crate::vm::{self, Called, Vm, len_arg};
 
@@ -146,6 +147,7 @@ impl Envoy {
                 time_host_calls: options.time_host_calls,
             },
             options.clock,
+            RandomSource::new(options.random_seed),
             sender,
         ));
         lock(&shared.state).callout_faults = callout_faults;

@@ -47,6 +47,10 @@ pub struct HostOptions {
     /// ([`crate::Envoy::host_call_time`]). Off by default: two clock reads per host call
     /// add to the guest time.
     pub time_host_calls: bool,
+    /// Seed of the bytes `random_get` returns. `None` (the default) reads the operating
+    /// system's random source, as Envoy does. A seed makes a run repeatable, for tests
+    /// whose outcome depends on the guest's random choices, such as its memory use.
+    pub random_seed: Option<u64>,
 }
 
 impl Default for HostOptions {
@@ -66,6 +70,7 @@ impl Default for HostOptions {
             callout_faults: BTreeMap::new(),
             optimize_guest: false,
             time_host_calls: false,
+            random_seed: None,
         }
     }
 }

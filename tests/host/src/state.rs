@@ -2,6 +2,8 @@
 //! VM's contexts.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -93,6 +95,38 @@ pub(crate) struct SharedOptions {
     pub time_host_calls: bool,
 }
 
+/// Source of the bytes of `random_get`: the operating system, or a SplitMix64 sequence
+/// that all VMs share. SplitMix64 is predictable, so it suits repeatable tests only.
+pub(crate) enum RandomSource {
+    System,
+    Seeded(Mutex<u64>),
+}
+
+impl RandomSource {
+    pub(crate) fn new(seed: Option<u64>) -> RandomSource {
+        seed.map_or(RandomSource::System, |seed| RandomSource::Seeded(Mutex::new(seed)))
+    }
+
+    /// Fills `bytes`. Returns false when the operating system's source cannot be read.
+    pub(crate) fn fill(&self, bytes: &mut [u8]) -> bool {
+        match self {
+            RandomSource::System => File::open("/dev/urandom").and_then(|mut file| file.read_exact(bytes)).is_ok(),
+            RandomSource::Seeded(state) => {
+                let mut state = lock(state);
+                for chunk in bytes.chunks_mut(8) {
+                    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                    let mut z = *state;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                    z ^= z >> 31;
+                    chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+                }
+                true
+            }
+        }
+    }
+}
+
 /// A value stored with `proxy_set_shared_data`, and its compare-and-swap number.
 pub(crate) struct SharedValue {
     pub value: Vec<u8>,
@@ -155,6 +189,7 @@ pub(crate) struct QueueEvent {
 pub(crate) struct Shared {
     pub options: SharedOptions,
     pub clock: HostClock,
+    pub random: RandomSource,
     pub state: Mutex<SharedState>,
     /// Callout threads send their results here.
     pub callout_results: Mutex<mpsc::Sender<CalloutDone>>,
@@ -164,11 +199,13 @@ impl Shared {
     pub(crate) fn new(
         options: SharedOptions,
         clock: Clock,
+        random: RandomSource,
         callout_results: mpsc::Sender<CalloutDone>,
     ) -> Shared {
         Shared {
             options,
             clock: HostClock::new(clock),
+            random,
             state: Mutex::new(SharedState {
                 data: HashMap::new(),
                 next_cas: 1,

@@ -6,8 +6,6 @@
 //! `path_link` with 6 and `path_symlink` with 4 parameters (WASI has 7 and 5), so a module
 //! importing the standard signatures fails to link in Envoy, and here.
 
-use std::fs::File;
-use std::io::Read;
 
 use wasmtime::{Caller, Linker};
 
@@ -342,10 +340,7 @@ fn add_environment(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             return Ok(errno::SUCCESS);
         }
         let mut bytes = vec![0u8; len as usize];
-        if File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .is_err()
-        {
+        if !c.data().shared.random.fill(&mut bytes) {
             return Ok(errno::NOSYS);
         }
         Ok(if write(c, buf_ptr as u32, &bytes) {
