@@ -3,7 +3,11 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-FILTER_WASM := target/wasm32-wasip1/wasm-release/portcullis.wasm
+FILTER_WASM := target/filter/portcullis.wasm
+# The filter as cargo links it, before wasm-opt.
+FILTER_LINKED := target/wasm32-wasip1/wasm-release/portcullis.wasm
+# Cargo features of the filter; `make filter FILTER_FEATURES=envoy,es256k` adds ES256K.
+FILTER_FEATURES ?= envoy
 ENVOY_HOST := target/release/envoy-host
 
 .PHONY: demo test pkg filter host bench bench-envoy install install-browser test-rust test-wasm test-js test-demo check-nostd clean
@@ -14,9 +18,18 @@ install:
 install-browser:
 	.ci/install.sh chromium
 
-# The Envoy filter: a proxy-wasm module for wasm32-wasip1.
+# The Envoy filter: a proxy-wasm module for wasm32-wasip1. wasm-opt (npm binaryen, which
+# `install` puts in js/node_modules) drops the name section and takes the module from
+# 940 KB to 798 KB. The filter benchmark measured the same time per request before and
+# after. wasm-opt runs only when cargo has relinked the module.
 filter: install
-	$(CARGO) rustc --lib --profile wasm-release --target wasm32-wasip1 --features envoy --crate-type cdylib
+	$(CARGO) rustc --lib --profile wasm-release --target wasm32-wasip1 --features $(FILTER_FEATURES) --crate-type cdylib
+	$(MAKE) --no-print-directory $(FILTER_WASM)
+
+$(FILTER_WASM): $(FILTER_LINKED)
+	mkdir -p $(dir $@)
+	js/node_modules/.bin/wasm-opt -Oz --strip-producers $< -o $@.partial
+	mv $@.partial $@
 
 # The Envoy stand-in used by the demo.
 host:

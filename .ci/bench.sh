@@ -46,7 +46,7 @@ criterion_command="BENCH_WASM=${bench_wasm#"$root/"} cargo bench --bench criteri
 node "$root/js/bench/page.mjs" \
   --runs "${run_dirs[@]}" \
   --sizes "$root/docs/sizes-npm.json" \
-  --filter "$target_dir/wasm32-wasip1/wasm-release/portcullis.wasm" \
+  --filter "$root/target/filter/portcullis.wasm" \
   --bench-wasm "$bench_wasm" \
   --docs "$root/docs" \
   --command "make bench (.ci/bench.sh, BENCH_RUNS=$runs)" \

@@ -1,7 +1,8 @@
 //! The Envoy filter: the proxy-wasm ABI 0.2.1 exports, dispatching to a root context
 //! (configuration, keys, callouts, ticks, metrics) and HTTP contexts (one request each).
 //!
-//! Build: `cargo rustc --release --target wasm32-wasip1 --features envoy --crate-type cdylib`.
+//! Build: `make filter`, which runs `cargo rustc --lib --profile wasm-release --target
+//! wasm32-wasip1 --features envoy --crate-type cdylib` and then `wasm-opt -Oz`.
 //! The filter only converts between the host and the core: decisions come from
 //! [`crate::gate`], key-cache policy from [`crate::keycache`].
 //!

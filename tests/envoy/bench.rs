@@ -245,7 +245,7 @@ fn bench_filter(out_dir: &Path) {
             "date": date,
             "machine": machine,
             "engine": "wasmtime 48.0.10 with Cranelift opt_level speed, one VM, manual clock; Envoy's default runtime is V8",
-            "filter": { "bytes": wasm.len(), "build": "cargo rustc --lib --profile wasm-release --target wasm32-wasip1 --features envoy --crate-type cdylib" },
+            "filter": { "bytes": wasm.len(), "build": "make filter (cargo rustc --lib --profile wasm-release --target wasm32-wasip1 --features envoy --crate-type cdylib, then wasm-opt -Oz --strip-producers)" },
             "keys": "tests/vectors/keys.json: RSA 2048 (RS*, PS*), P-256, P-384, P-521, Ed25519, 32-byte HMAC secret",
             "compile_seconds": round(compile_s),
             "load_average_1_5_15_min": { "start": load_at_start, "end": load_average() },

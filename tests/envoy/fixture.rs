@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 pub fn filter_path() -> PathBuf {
     match std::env::var_os("PORTCULLIS_FILTER_WASM") {
         Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/wasm32-wasip1/wasm-release/portcullis.wasm"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/filter/portcullis.wasm"),
     }
 }
 
