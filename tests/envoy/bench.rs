@@ -111,19 +111,6 @@ fn write_json(path: &Path, value: &Value) {
 /// Keys for every algorithm, by the fixture name in tests/vectors/keys.json.
 const KEYS: [&str; 6] = ["K_RSA_A", "K_EC_A", "K_P384", "K_P521", "K_ED25519", "K_HS"];
 
-const ALGORITHMS: [(Algorithm, &str); 11] = [
-    (Algorithm::RS256, "K_RSA_A"),
-    (Algorithm::RS384, "K_RSA_A"),
-    (Algorithm::RS512, "K_RSA_A"),
-    (Algorithm::PS256, "K_RSA_A"),
-    (Algorithm::PS384, "K_RSA_A"),
-    (Algorithm::PS512, "K_RSA_A"),
-    (Algorithm::ES256, "K_EC_A"),
-    (Algorithm::ES384, "K_P384"),
-    (Algorithm::ES512, "K_P521"),
-    (Algorithm::EdDSA, "K_ED25519"),
-    (Algorithm::HS256, "K_HS"),
-];
 
 /// Builds a configuration: one provider accepting every algorithm with the committed test
 /// keys inline, a public path, and the default token cache.
@@ -132,7 +119,7 @@ fn bench_config() -> Value {
         .iter()
         .map(|name| if *name == "K_HS" { common::private_jwk(name) } else { common::public_jwk(name) })
         .collect();
-    let algorithms: Vec<&str> = ALGORITHMS.iter().map(|(alg, _)| alg.name()).collect();
+    let algorithms: Vec<&str> = fixture::ALGORITHMS.iter().map(|(alg, _)| alg.name()).collect();
     json!({
         "providers": {
             "bench": {
@@ -216,7 +203,7 @@ fn bench_filter(out_dir: &Path) {
     record("token_malformed_401", None, measure(&mut envoy, malformed, false));
     let hits = (0..FAST_REQUESTS).map(|_| with_token(&warm));
     record("cache_hit", Some("RS256"), measure(&mut envoy, hits, true));
-    for (alg, key) in ALGORITHMS {
+    for (alg, key) in fixture::ALGORITHMS {
         let tokens: Vec<String> = (0..MISS_REQUESTS).map(|index| token(alg, key, index)).collect();
         let requests = tokens.iter().map(|token| with_token(token));
         record("cache_miss_full_verification", Some(alg.name()), measure(&mut envoy, requests, true));

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use envoy_host::{Clock, Envoy, HostOptions, LogLevel, Outcome, Request, StartError};
+use portcullis::alg::Algorithm;
 use serde_json::{json, Value};
 
 /// Path of the filter module; `make filter` builds it.
@@ -215,6 +216,23 @@ pub fn now_seconds() -> i64 {
     let elapsed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock after 1970");
     i64::try_from(elapsed.as_secs()).expect("seconds fit")
 }
+
+/// Algorithms with the committed test key that signs each, by its name in
+/// tests/vectors/keys.json: every RSA, ECDSA and EdDSA algorithm of the default build, and
+/// HS256.
+pub const ALGORITHMS: [(Algorithm, &str); 11] = [
+    (Algorithm::RS256, "K_RSA_A"),
+    (Algorithm::RS384, "K_RSA_A"),
+    (Algorithm::RS512, "K_RSA_A"),
+    (Algorithm::PS256, "K_RSA_A"),
+    (Algorithm::PS384, "K_RSA_A"),
+    (Algorithm::PS512, "K_RSA_A"),
+    (Algorithm::ES256, "K_EC_A"),
+    (Algorithm::ES384, "K_P384"),
+    (Algorithm::ES512, "K_P521"),
+    (Algorithm::EdDSA, "K_ED25519"),
+    (Algorithm::HS256, "K_HS"),
+];
 
 /// The issuer of locally signed tokens.
 pub const LOCAL_ISSUER: &str = crate::common::ISSUER;

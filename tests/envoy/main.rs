@@ -6,6 +6,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod crosscheck;
 mod dpop;
 mod examples;
 mod faults;
