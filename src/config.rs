@@ -60,12 +60,14 @@ pub struct GateConfig {
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtCacheConfig {
-    /// Maximum number of cached tokens; 0 turns the cache off. Default 1000.
+    /// Maximum number of cached tokens; 0 turns the cache off. Default 1000. Read as `u64`
+    /// so that a number too large for a 32-bit `usize` fails the range check, with the same
+    /// message on every target.
     #[serde(default)]
-    pub jwt_cache_size: Option<usize>,
+    pub jwt_cache_size: Option<u64>,
     /// Maximum estimated bytes of cached claims. Default 1 MiB.
     #[serde(default)]
-    pub max_bytes: Option<usize>,
+    pub max_bytes: Option<u64>,
 }
 
 /// Largest `jwt_cache_config.jwt_cache_size`.
@@ -399,20 +401,22 @@ impl Gate {
 }
 
 fn compile_cache(config: JwtCacheConfig) -> Result<CacheLimits, ConfigError> {
-    let max_entries = config.jwt_cache_size.unwrap_or(DEFAULT_MAX_ENTRIES);
-    if max_entries > MAX_JWT_CACHE_SIZE {
+    let max_entries = config.jwt_cache_size.map_or(Some(DEFAULT_MAX_ENTRIES), |size| usize::try_from(size).ok());
+    let Some(max_entries) = max_entries.filter(|&entries| entries <= MAX_JWT_CACHE_SIZE) else {
+        let size = config.jwt_cache_size.unwrap_or_default();
         return Err(ConfigError::invalid(
             "jwt_cache_config.jwt_cache_size",
-            alloc::format!("{max_entries} is more than the maximum of {MAX_JWT_CACHE_SIZE}; 0 turns the cache off"),
+            alloc::format!("{size} is more than the maximum of {MAX_JWT_CACHE_SIZE}; 0 turns the cache off"),
         ));
-    }
-    let max_bytes = config.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
-    if !(4096..=MAX_JWT_CACHE_BYTES).contains(&max_bytes) {
+    };
+    let max_bytes = config.max_bytes.map_or(Some(DEFAULT_MAX_BYTES), |bytes| usize::try_from(bytes).ok());
+    let Some(max_bytes) = max_bytes.filter(|bytes| (4096..=MAX_JWT_CACHE_BYTES).contains(bytes)) else {
+        let bytes = config.max_bytes.unwrap_or_default();
         return Err(ConfigError::invalid(
             "jwt_cache_config.max_bytes",
-            alloc::format!("{max_bytes} is outside the allowed range 4096 to {MAX_JWT_CACHE_BYTES}"),
+            alloc::format!("{bytes} is outside the allowed range 4096 to {MAX_JWT_CACHE_BYTES}"),
         ));
-    }
+    };
     Ok(CacheLimits { max_entries, max_bytes })
 }
 

@@ -842,6 +842,13 @@ impl ConfigError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidValue { field: field.into(), message: message.into() }
     }
+
+    /// Builds the [`ConfigError::Syntax`] for a document of `size` bytes, over
+    /// [`crate::policy::MAX_CONFIG_BYTES`].
+    pub fn too_large(size: usize) -> Self {
+        let limit = crate::policy::MAX_CONFIG_BYTES;
+        Self::Syntax { message: alloc::format!("the document has {size} bytes, more than the maximum of {limit}") }
+    }
 }
 
 impl fmt::Display for ConfigError {

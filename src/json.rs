@@ -108,6 +108,61 @@ pub fn path_at(bytes: &[u8], line: usize, column: usize) -> String {
     path
 }
 
+/// Returns a serde error message without the configuration values it quotes, so that a
+/// secret written where a number or another type belongs never reaches a log.
+///
+/// serde quotes the value in `invalid type: integer `5`, expected ...`, `invalid value:
+/// string "x", expected ...` and `unknown variant `x`, expected ...`. The value's kind
+/// stays (`invalid type: integer, expected a string`); field names and the expected types
+/// are kept, because they come from the program, not from the document.
+pub fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some((start, after)) = next_quoted_value(rest) {
+        out.push_str(rest.get(..start).unwrap_or_default());
+        rest = rest.get(after..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Finds the next value that serde quotes after one of its markers: the byte range of
+/// ` `value`` or ` "value"` (with the space before it) in `text`.
+fn next_quoted_value(text: &str) -> Option<(usize, usize)> {
+    const MARKERS: [&str; 3] = ["invalid type: ", "invalid value: ", "unknown variant"];
+    let (marker_at, marker) = MARKERS.iter().filter_map(|marker| text.find(marker).map(|at| (at, *marker))).min()?;
+    let from = marker_at + marker.len();
+    // The kind (`integer`, `floating point`, `string`) runs up to the quoted value; serde
+    // puts the value right after a space.
+    let bytes = text.as_bytes();
+    let tail = bytes.get(from..)?;
+    let quote_at = from + tail.iter().position(|byte| matches!(byte, b'`' | b'"' | b',')).unwrap_or(tail.len());
+    let start = if quote_at > from && bytes.get(quote_at - 1) == Some(&b' ') { quote_at - 1 } else { quote_at };
+    let value = bytes.get(quote_at + 1..).unwrap_or_default();
+    match bytes.get(quote_at) {
+        Some(b'`') => {
+            // Integers, floats, booleans and characters print as `value`. Only the
+            // character '`' contains a backtick, and then one backtick stays behind.
+            let close = value.iter().position(|&byte| byte == b'`').map_or(text.len(), |at| quote_at + at + 2);
+            Some((start, close))
+        }
+        Some(b'"') => {
+            // Strings print with Rust's escapes, so a quote inside is `\"`.
+            let mut escaped = false;
+            for (offset, byte) in value.iter().enumerate() {
+                match byte {
+                    b'\\' if !escaped => escaped = true,
+                    b'"' if !escaped => return Some((start, quote_at + offset + 2)),
+                    _ => escaped = false,
+                }
+            }
+            Some((start, text.len()))
+        }
+        // No quoted value after this marker: look after it.
+        _ => next_quoted_value(text.get(from..)?).map(|(start, end)| (from + start, from + end)),
+    }
+}
+
 /// One open object or array while [`path_at`] scans.
 enum PathFrame {
     /// The member name read last, and whether the next string is a member name.
@@ -247,6 +302,26 @@ mod tests {
         }
         text.push('}');
         text
+    }
+
+    #[test]
+    fn without_values_keeps_kinds_and_expectations() {
+        let cases = [
+            ("invalid type: integer `804613977251`, expected a string at line 1 column 9", "invalid type: integer, expected a string at line 1 column 9"),
+            ("invalid type: string \"s3cret\", expected u64", "invalid type: string, expected u64"),
+            ("invalid value: string \"a \\\" b, expected c\", expected d", "invalid value: string, expected d"),
+            ("invalid type: floating point `1.5`, expected u64", "invalid type: floating point, expected u64"),
+            ("invalid type: boolean `true`, expected a string", "invalid type: boolean, expected a string"),
+            ("unknown variant `s3cret`, expected `exact` or `prefix`", "unknown variant, expected `exact` or `prefix`"),
+            ("invalid type: sequence, expected a string", "invalid type: sequence, expected a string"),
+            ("unknown field `audience`, expected one of `issuer`", "unknown field `audience`, expected one of `issuer`"),
+            ("invalid type: map, expected u64; invalid type: integer `7`, expected a string", "invalid type: map, expected u64; invalid type: integer, expected a string"),
+            ("invalid type: string \"unterminated", "invalid type: string"),
+            ("EOF while parsing a string at line 1 column 5", "EOF while parsing a string at line 1 column 5"),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(without_values(message), expected, "{message}");
+        }
     }
 
     #[test]

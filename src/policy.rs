@@ -63,11 +63,8 @@ impl<'de> Deserialize<'de> for DurationMs {
                     .and_then(|value| self.visit_u64(value))
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<DurationMs, E> {
-                parse_duration(value).ok_or_else(|| {
-                    E::custom(alloc::format!(
-                        "invalid duration {value:?}: expected a number followed by ms, s, m or h"
-                    ))
-                })
+                // The message leaves the text out, as every configuration error does.
+                parse_duration(value).ok_or_else(|| E::custom("invalid duration: expected a number followed by ms, s, m or h"))
             }
         }
         deserializer.deserialize_any(DurationVisitor)
@@ -499,9 +496,10 @@ pub struct ProviderConfig {
     /// Required roles.
     #[serde(default)]
     pub roles: Option<RoleRequirement>,
-    /// Longest token accepted, in bytes; default 16384, at most 65536.
+    /// Longest token accepted, in bytes; default 16384, maximum 65536. Read as `u64` so
+    /// that a number too large for a 32-bit `usize` fails the range check on every target.
     #[serde(default)]
-    pub max_token_bytes: Option<usize>,
+    pub max_token_bytes: Option<u64>,
     /// Inline keys.
     #[serde(default)]
     pub local_jwks: Option<LocalJwks>,
@@ -666,20 +664,30 @@ pub fn normalize_media_type(value: &str) -> String {
     }
 }
 
+/// Largest configuration document, in bytes. The Envoy filter checks the size before it
+/// copies the document into the VM.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
 /// Parses a configuration document into `T`. An unknown field, a wrong type or an invalid
 /// duration is reported as [`ConfigError::InvalidValue`] at the path of the field at fault
-/// (`providers.idp.audience`). JSON that does not parse at all is [`ConfigError::Syntax`].
+/// (`providers.idp.audience`). JSON that does not parse at all, and a document over
+/// [`MAX_CONFIG_BYTES`], is [`ConfigError::Syntax`]. Messages never quote the document's
+/// values, which may be secrets.
 ///
 /// # Errors
 ///
 /// As described above.
 pub(crate) fn parse_document<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::too_large(bytes.len()));
+    }
     serde_json::from_slice(bytes).map_err(|error| {
         let path = if error.is_data() { crate::json::path_at(bytes, error.line(), error.column()) } else { String::new() };
+        let message = crate::json::without_values(&error.to_string());
         if path.is_empty() {
-            ConfigError::Syntax { message: error.to_string() }
+            ConfigError::Syntax { message }
         } else {
-            ConfigError::invalid(path, error.to_string())
+            ConfigError::invalid(path, message)
         }
     })
 }
@@ -836,13 +844,14 @@ impl ProviderConfig {
             }
             other => other.map(DurationMs::seconds),
         };
-        let max_bytes = self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
-        if !(256..=MAX_TOKEN_BYTES_LIMIT).contains(&max_bytes) {
+        let max_bytes = self.max_token_bytes.map_or(Some(DEFAULT_MAX_TOKEN_BYTES), |bytes| usize::try_from(bytes).ok());
+        let Some(max_bytes) = max_bytes.filter(|bytes| (256..=MAX_TOKEN_BYTES_LIMIT).contains(bytes)) else {
+            let bytes = self.max_token_bytes.unwrap_or_default();
             return Err(ConfigError::invalid(
                 field(prefix, "max_token_bytes"),
-                alloc::format!("{max_bytes} is outside the allowed range 256 to {MAX_TOKEN_BYTES_LIMIT}"),
+                alloc::format!("{bytes} is outside the allowed range 256 to {MAX_TOKEN_BYTES_LIMIT}"),
             ));
-        }
+        };
         policy.max_token_bytes = max_bytes;
         Ok(())
     }

@@ -26,6 +26,8 @@ use super::keys::{FetchResult, RemoteKeys};
 use super::metrics::{self, Counter, Counters, DecisionCounters};
 use super::revocation::RemoteList;
 use crate::config::{Gate, KeySource};
+use crate::error::ConfigError;
+use crate::policy::MAX_CONFIG_BYTES;
 use crate::dpop::replay::ReplayCheck;
 use crate::dpop::VerifiedProof;
 use crate::gate::cache::HASH_KEY_BYTES;
@@ -39,9 +41,6 @@ const BUSY_TICK_MS: u32 = 100;
 
 /// Tick period otherwise.
 const IDLE_TICK_MS: u32 = 1_000;
-
-/// Largest plugin configuration read, in bytes.
-const MAX_CONFIG_BYTES: usize = 1 << 20;
 
 /// How long a request waits for keys when no provider sets `pending_timeout`.
 const DEFAULT_PENDING_TIMEOUT_MS: u64 = 5_000;
@@ -309,7 +308,12 @@ impl Filter {
     pub fn configure(&mut self, root_id: u32, size: usize) -> bool {
         let Some(root) = self.roots.get_mut(&root_id) else { return false };
         root.log_level = abi::log_level();
-        let bytes = match abi::buffer(BufferType::PluginConfiguration, size.min(MAX_CONFIG_BYTES)) {
+        if size > MAX_CONFIG_BYTES {
+            // Rejected before the copy, with the message the core gives for the same document.
+            log(LogLevel::Error, LogLevel::Trace, format_args!("portcullis: {}", ConfigError::too_large(size)));
+            return false;
+        }
+        let bytes = match abi::buffer(BufferType::PluginConfiguration, size) {
             Ok(bytes) => bytes,
             Err(error) => {
                 log(LogLevel::Error, LogLevel::Trace, format_args!("portcullis: could not read the plugin configuration: {}", error.name()));

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use envoy_host::{Clock, Outcome};
+use envoy_host::{Clock, Envoy, Outcome, StartError};
 use portcullis::alg::Algorithm;
 use portcullis::config::Gate;
 use portcullis::gate::{Decision, NoRemoteKeys, RequestParts};
@@ -18,8 +18,9 @@ use serde_json::{json, Value};
 use crate::common::{b64, private_jwk, public_of, sign_json, unb64};
 use crate::fixture::{self, LOCAL_AUDIENCE, LOCAL_ISSUER};
 
-/// The algorithms of the default filter build (ES256K needs a cargo feature) with their
-/// keys: the fixture's list, the `Ed25519` name, and HS384 and HS512 with a 64-byte secret.
+/// Returns the algorithms of the default filter build (ES256K needs a cargo feature) with
+/// their keys: the fixture's list, the `Ed25519` name, and HS384 and HS512 with a 64-byte
+/// secret.
 fn algorithms() -> Vec<(Algorithm, &'static str)> {
     let mut algorithms = fixture::ALGORITHMS.to_vec();
     algorithms.extend([(Algorithm::Ed25519, "K_ED25519"), (Algorithm::HS384, "K_HS_512"), (Algorithm::HS512, "K_HS_512")]);
@@ -188,4 +189,81 @@ fn filter_matches_native_core() {
     // Each algorithm's valid token and its audience-list variant pass. Every other variant
     // fails.
     assert_eq!(allowed, 2 * algorithms.len(), "allowed requests out of {compared}");
+}
+
+/// Returns the lines the filter logs, at trace level, for a configuration it rejects.
+fn filter_config_logs(config: &[u8]) -> Vec<String> {
+    let mut options = fixture::options(&json!({}), Default::default());
+    options.plugin_config = config.to_vec();
+    options.log_level = envoy_host::LogLevel::Trace;
+    match Envoy::start(options) {
+        Err(StartError::ConfigRejected { logs, .. }) => logs.into_iter().map(|record| record.message).collect(),
+        Err(other) => panic!("expected the configuration to be rejected, got {other}"),
+        Ok(envoy) => panic!("configuration accepted; logs: {:?}", envoy.logs()),
+    }
+}
+
+/// Returns a provider with the committed keys inline and `fields` added or replaced.
+fn provider_config(fields: &Value) -> Vec<u8> {
+    fixture::config(fixture::local_provider(fields)).to_string().into_bytes()
+}
+
+/// Returns a provider with the committed keys inline and this `jwt_cache_config`.
+fn cache_config(cache: &Value) -> Vec<u8> {
+    let mut config = fixture::config(fixture::local_provider(&json!({})));
+    config["jwt_cache_config"] = cache.clone();
+    config.to_string().into_bytes()
+}
+
+#[test]
+fn config_errors_match_native_core() {
+    let secret = "804613977251";
+    let introspection = json!({ "introspection": {
+        "endpoint": { "uri": "https://idp.example.com/introspect", "cluster": "idp" },
+        "client_id": "api",
+        "client_secret": secret.parse::<u64>().expect("digits"),
+    }});
+    let audiences: Vec<String> = (0..11_000).map(|index| format!("api://{index:0>94}")).collect();
+    let oversized = provider_config(&json!({ "audiences": audiences }));
+    assert!(oversized.len() > portcullis::policy::MAX_CONFIG_BYTES, "{} bytes", oversized.len());
+    let mut padded = provider_config(&json!({}));
+    padded.extend(std::iter::repeat_n(b' ', portcullis::policy::MAX_CONFIG_BYTES));
+    padded.push(b'x');
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // Numbers that do not fit a 32-bit usize still get the range message.
+        ("max_token_bytes 2^32", provider_config(&json!({ "max_token_bytes": 1_u64 << 32 }))),
+        ("max_token_bytes 2^64 - 1", provider_config(&json!({ "max_token_bytes": u64::MAX }))),
+        ("jwt_cache_size 2^32", cache_config(&json!({ "jwt_cache_size": 1_u64 << 32 }))),
+        ("max_bytes 2^32 + 4096", cache_config(&json!({ "max_bytes": (1_u64 << 32) + 4096 }))),
+        // A document over the limit is rejected as a whole, never cut and read in part.
+        ("valid document over 1 MiB", oversized),
+        ("valid document, 1 MiB of spaces, then text", padded),
+        // A value of the wrong type is named by its kind only.
+        ("numeric client secret", provider_config(&introspection)),
+        ("secret string where a number belongs", provider_config(&json!({ "max_token_bytes": "hunter2-secret" }))),
+        (
+            "secret string where a duration belongs",
+            provider_config(&json!({ "local_jwks": null, "remote_jwks": {
+                "http_uri": { "uri": "https://idp.example.com/jwks", "cluster": "idp" },
+                "cache_duration": "hunter2-secret"
+            }})),
+        ),
+        (
+            "oct key secret as a number",
+            provider_config(&json!({ "algorithms": ["HS256"], "local_jwks": { "inline": { "keys": [{ "kty": "oct", "kid": "hs", "k": secret.parse::<u64>().expect("digits") }] } } })),
+        ),
+    ];
+    for (case, config) in cases {
+        let native = Gate::from_json(&config).expect_err(case).to_string();
+        let logs = filter_config_logs(&config);
+        let in_filter = logs.iter().find_map(|line| line.strip_prefix("portcullis: configuration"));
+        assert_eq!(in_filter.map(|rest| format!("configuration{rest}")), Some(native.clone()), "{case}: {logs:?}");
+        assert!(!native.contains(secret), "{case}: {native}");
+        assert!(!native.contains("hunter2"), "{case}: {native}");
+        assert!(!logs.iter().any(|line| line.contains(secret)), "{case}: {logs:?}");
+        assert!(!logs.iter().any(|line| line.contains("hunter2")), "{case}: {logs:?}");
+        assert!(!native.contains("expected usize"), "{case}: {native}");
+        assert!(!native.contains("unknown field"), "{case} is rejected for its value: {native}");
+        assert!(!native.contains("at least one provider"), "{case} is rejected for its value: {native}");
+    }
 }
