@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use envoy_host::{Clock, Envoy, Outcome, StartError};
+use envoy_host::{Clock, Envoy, Outcome, Request, StartError};
 use portcullis::alg::Algorithm;
 use portcullis::config::Gate;
 use portcullis::gate::{Decision, NoRemoteKeys, RequestParts};
@@ -142,13 +142,27 @@ fn seen_in_filter(outcome: &Outcome) -> Seen {
 }
 
 fn seen_natively(gate: &Gate, token: &str, now: u64) -> Seen {
-    let authorization = format!("Bearer {token}");
-    let headers = [("x-jwt-sub", "spoofed"), ("authorization", authorization.as_str())];
-    let request = RequestParts { method: "GET", path: "/orders", scheme: "http", authority: "api.example.test", headers: &headers };
-    match gate.decide(request, &mut NoRemoteKeys, now, true) {
+    let request = fixture::request(Some(token));
+    seen_natively_for(gate, &request, now)
+}
+
+/// Decides `request` natively, reading its pseudo-headers as the filter does.
+fn seen_natively_for(gate: &Gate, request: &Request, now: u64) -> Seen {
+    let pseudo = |name: &str| request.headers.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str());
+    let headers: Vec<(&str, &str)> =
+        request.headers.iter().filter(|(name, _)| !name.starts_with(':')).map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    let parts = RequestParts {
+        method: pseudo(":method"),
+        path: pseudo(":path"),
+        scheme: pseudo(":scheme"),
+        authority: pseudo(":authority"),
+        headers: &headers,
+    };
+    match gate.decide(parts, &mut NoRemoteKeys, now, true) {
         Decision::Allow(allowed) => Seen::Forwarded {
             sub: allowed.set_headers.iter().find(|(name, _)| name == "x-jwt-sub").map(|(_, value)| value.clone()),
-            token_kept: !allowed.remove_headers.iter().any(|name| name == "authorization"),
+            token_kept: headers.iter().any(|(name, _)| *name == "authorization")
+                && !allowed.remove_headers.iter().any(|name| name == "authorization"),
         },
         Decision::Deny(denial) => Seen::Reply {
             status: denial.status,
@@ -266,4 +280,68 @@ fn config_errors_match_native_core() {
         assert!(!native.contains("unknown field"), "{case} is rejected for its value: {native}");
         assert!(!native.contains("at least one provider"), "{case} is rejected for its value: {native}");
     }
+}
+
+/// Returns a request with `method`, `path` and these headers.
+fn request_with(method: &str, path: &str, headers: &[(&str, &str)]) -> Request {
+    let mut request = Request::get("api.example.test", path);
+    request.headers[0].1 = method.to_string();
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request
+}
+
+#[test]
+fn rules_and_preflight_match_native_core() {
+    let mut config = crosscheck_config();
+    config["bypass_cors_preflight"] = json!(true);
+    config["rules"] = json!([
+        { "match": { "prefix": "/public" } },
+        { "match": { "path": "/admin", "methods": ["POST"] }, "requires": { "provider_name": "idp" } },
+        { "match": { "prefix": "/maybe" }, "requires": { "allow_missing": {} } },
+        { "match": { "prefix": "/" }, "requires": { "provider_name": "idp" } }
+    ]);
+    let gate = Gate::from_json(config.to_string().as_bytes()).expect("configuration compiles natively");
+    let now = fixture::now_seconds();
+    let mut options = fixture::options(&config, Default::default());
+    options.clock = Clock::Manual(SystemTime::UNIX_EPOCH + Duration::from_secs(now.unsigned_abs()));
+    let mut envoy = fixture::start(options);
+
+    let token = signed(Algorithm::ES256, "K_EC_A", &fixture::local_claims(&json!({ "iat": now - 60, "exp": now + 3600 })));
+    let bearer = format!("Bearer {token}");
+    let expired = signed(Algorithm::ES256, "K_EC_A", &fixture::local_claims(&json!({ "iat": now - 7200, "exp": now - 3600 })));
+    let expired_bearer = format!("Bearer {expired}");
+    let origin = ("origin", "https://app.example.test");
+    let preflight = ("access-control-request-method", "POST");
+
+    let cases = [
+        ("preflight", request_with("OPTIONS", "/orders", &[origin, preflight])),
+        ("OPTIONS without a requested method", request_with("OPTIONS", "/orders", &[origin])),
+        ("OPTIONS without an origin", request_with("OPTIONS", "/orders", &[preflight])),
+        ("public path without a token", request_with("GET", "/public/status?x=1", &[])),
+        ("public path with an expired token", request_with("GET", "/public/status", &[("authorization", &expired_bearer)])),
+        ("admin POST without a token", request_with("POST", "/admin", &[])),
+        ("admin POST with a token", request_with("POST", "/admin", &[("authorization", &bearer)])),
+        ("admin GET falls to the catch-all", request_with("GET", "/admin", &[])),
+        ("admin path with a query", request_with("POST", "/admin?next=1", &[("authorization", &bearer)])),
+        ("allow_missing without a token", request_with("GET", "/maybe", &[])),
+        ("allow_missing with an expired token", request_with("GET", "/maybe", &[("authorization", &expired_bearer)])),
+        ("allow_missing with a valid token", request_with("GET", "/maybe", &[("authorization", &bearer)])),
+        ("two authorization headers", request_with("GET", "/orders", &[("authorization", &bearer), ("authorization", &bearer)])),
+        ("lower-case scheme", request_with("GET", "/orders", &[("authorization", &format!("bearer {token}"))])),
+        ("lower-case method", request_with("post", "/admin", &[])),
+    ];
+
+    let mut allowed = 0;
+    for (case, request) in cases {
+        let in_filter = seen_in_filter(&envoy.send(0, request.clone()));
+        let native = seen_natively_for(&gate, &request, now.unsigned_abs());
+        assert_eq!(in_filter, native, "{case}");
+        allowed += usize::from(matches!(in_filter, Seen::Forwarded { .. }));
+    }
+    // The preflight, both public requests, the admin POST with a token and its query form,
+    // two of the allow_missing requests and the lower-case scheme pass.
+    assert_eq!(allowed, 8, "allowed requests");
+    assert_eq!(envoy.failure(0), None, "the VM is alive");
 }
