@@ -23,8 +23,8 @@ use crate::gate::cache::{CacheLimits, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES};
 use crate::introspection::{self, IntrospectionMode, IntrospectionSettings};
 use crate::jwks::{KeySet, KeySetOptions};
 use crate::policy::{
-    is_token_char, ClaimPath, DpopConfig, DurationMs, HeaderSource, HttpUri, IntrospectionConfig, Policy, ProviderConfig,
-    RemoteJwks, RevocationListConfig,
+    is_token_char, size_in_range, ClaimPath, DpopConfig, DurationMs, HeaderSource, HttpUri, IntrospectionConfig, Policy,
+    ProviderConfig, RemoteJwks, RevocationListConfig,
 };
 use crate::revocation;
 
@@ -401,16 +401,14 @@ impl Gate {
 }
 
 fn compile_cache(config: JwtCacheConfig) -> Result<CacheLimits, ConfigError> {
-    let max_entries = config.jwt_cache_size.map_or(Some(DEFAULT_MAX_ENTRIES), |size| usize::try_from(size).ok());
-    let Some(max_entries) = max_entries.filter(|&entries| entries <= MAX_JWT_CACHE_SIZE) else {
+    let Some(max_entries) = size_in_range(config.jwt_cache_size, DEFAULT_MAX_ENTRIES, 0..=MAX_JWT_CACHE_SIZE) else {
         let size = config.jwt_cache_size.unwrap_or_default();
         return Err(ConfigError::invalid(
             "jwt_cache_config.jwt_cache_size",
             alloc::format!("{size} is more than the maximum of {MAX_JWT_CACHE_SIZE}; 0 turns the cache off"),
         ));
     };
-    let max_bytes = config.max_bytes.map_or(Some(DEFAULT_MAX_BYTES), |bytes| usize::try_from(bytes).ok());
-    let Some(max_bytes) = max_bytes.filter(|bytes| (4096..=MAX_JWT_CACHE_BYTES).contains(bytes)) else {
+    let Some(max_bytes) = size_in_range(config.max_bytes, DEFAULT_MAX_BYTES, 4096..=MAX_JWT_CACHE_BYTES) else {
         let bytes = config.max_bytes.unwrap_or_default();
         return Err(ConfigError::invalid(
             "jwt_cache_config.max_bytes",

@@ -113,8 +113,8 @@ pub fn path_at(bytes: &[u8], line: usize, column: usize) -> String {
 ///
 /// serde quotes the value in `invalid type: integer `5`, expected ...`, `invalid value:
 /// string "x", expected ...` and `unknown variant `x`, expected ...`. The value's kind
-/// stays (`invalid type: integer, expected a string`); field names and the expected types
-/// are kept, because they come from the program, not from the document.
+/// stays, as in `invalid type: integer, expected a string`. Field names and expected types
+/// stay too, because they come from the program, not from the document.
 pub fn without_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;

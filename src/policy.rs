@@ -664,6 +664,16 @@ pub fn normalize_media_type(value: &str) -> String {
     }
 }
 
+/// Returns a size setting as a `usize` when it lies in `range`, or `default` when it is
+/// unset. A value too large for `usize` is out of range, on 32-bit targets as elsewhere.
+pub(crate) fn size_in_range(value: Option<u64>, default: usize, range: core::ops::RangeInclusive<usize>) -> Option<usize> {
+    let size = match value {
+        None => default,
+        Some(value) => usize::try_from(value).ok()?,
+    };
+    range.contains(&size).then_some(size)
+}
+
 /// Largest configuration document, in bytes. The Envoy filter checks the size before it
 /// copies the document into the VM.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
@@ -844,8 +854,7 @@ impl ProviderConfig {
             }
             other => other.map(DurationMs::seconds),
         };
-        let max_bytes = self.max_token_bytes.map_or(Some(DEFAULT_MAX_TOKEN_BYTES), |bytes| usize::try_from(bytes).ok());
-        let Some(max_bytes) = max_bytes.filter(|bytes| (256..=MAX_TOKEN_BYTES_LIMIT).contains(bytes)) else {
+        let Some(max_bytes) = size_in_range(self.max_token_bytes, DEFAULT_MAX_TOKEN_BYTES, 256..=MAX_TOKEN_BYTES_LIMIT) else {
             let bytes = self.max_token_bytes.unwrap_or_default();
             return Err(ConfigError::invalid(
                 field(prefix, "max_token_bytes"),

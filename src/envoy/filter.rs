@@ -26,15 +26,15 @@ use super::keys::{FetchResult, RemoteKeys};
 use super::metrics::{self, Counter, Counters, DecisionCounters};
 use super::revocation::RemoteList;
 use crate::config::{Gate, KeySource};
-use crate::error::ConfigError;
-use crate::policy::MAX_CONFIG_BYTES;
 use crate::dpop::replay::ReplayCheck;
 use crate::dpop::VerifiedProof;
+use crate::error::ConfigError;
 use crate::gate::cache::HASH_KEY_BYTES;
 use crate::gate::{
     Allowed, Decision, Denial, GateState, IntrospectionLookup, KeyLookup, ListLookup, RequestParts, TokenCache,
 };
 use crate::introspection::TokenDigest;
+use crate::policy::MAX_CONFIG_BYTES;
 
 /// Tick period while requests wait or fetches run, in milliseconds.
 const BUSY_TICK_MS: u32 = 100;

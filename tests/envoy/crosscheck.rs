@@ -229,14 +229,19 @@ fn cache_config(cache: &Value) -> Vec<u8> {
     config.to_string().into_bytes()
 }
 
+/// An all-digit secret, which YAML turns into a JSON number.
+const NUMERIC_SECRET: u64 = 804_613_977_251;
+
 #[test]
 fn config_errors_match_native_core() {
-    let secret = "804613977251";
+    let secret = NUMERIC_SECRET.to_string();
+    let secret = secret.as_str();
     let introspection = json!({ "introspection": {
         "endpoint": { "uri": "https://idp.example.com/introspect", "cluster": "idp" },
         "client_id": "api",
-        "client_secret": secret.parse::<u64>().expect("digits"),
+        "client_secret": NUMERIC_SECRET,
     }});
+    let numeric_oct_key = json!({ "kty": "oct", "kid": "hs", "k": NUMERIC_SECRET });
     let audiences: Vec<String> = (0..11_000).map(|index| format!("api://{index:0>94}")).collect();
     let oversized = provider_config(&json!({ "audiences": audiences }));
     assert!(oversized.len() > portcullis::policy::MAX_CONFIG_BYTES, "{} bytes", oversized.len());
@@ -264,7 +269,7 @@ fn config_errors_match_native_core() {
         ),
         (
             "oct key secret as a number",
-            provider_config(&json!({ "algorithms": ["HS256"], "local_jwks": { "inline": { "keys": [{ "kty": "oct", "kid": "hs", "k": secret.parse::<u64>().expect("digits") }] } } })),
+            provider_config(&json!({ "algorithms": ["HS256"], "local_jwks": { "inline": { "keys": [numeric_oct_key] } } })),
         ),
     ];
     for (case, config) in cases {

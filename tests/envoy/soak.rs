@@ -22,17 +22,17 @@ const CYCLE: usize = 12;
 
 /// Requests of warm-up. By request 9,000 every distinct token has been sent once and the
 /// verified-token cache is full. At request 30,000 the clock passes the 30 s refetch
-/// cooldown, so the unknown `kid` causes a refetch, which prepares a new key set while
-/// the old one still serves.
+/// cooldown, and the unknown `kid` causes a refetch. A refetch prepares a new key set
+/// while the old one still serves.
 pub const WARM_UP: usize = 35_000;
 
 /// Requests of the short soak. Another refetch falls after warm-up, at request 60,000.
 pub const SHORT_RUN: usize = 65_000;
 
 /// Seed of the stand-in's random source in the short soak. The token cache's maps take
-/// their layout from its random hash key, and so does the allocator's use of pages.
-/// With fresh random bytes, 2 of 25 runs took one more 64 KiB page between requests
-/// 10,000 and 20,000, without a leak. With a seed every run takes the same pages.
+/// their layout from its random hash key, and the allocator's use of pages follows. With
+/// fresh random bytes, a run without any leak sometimes took one more 64 KiB page after
+/// warm-up (2 runs of 25). With a seed every run takes the same pages.
 pub const SHORT_RUN_SEED: u64 = 0x706f_7274_6375_6c6c;
 
 /// Warm-up of the long soak in `make bench-envoy`, which sends twice as many requests.
