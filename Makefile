@@ -52,8 +52,10 @@ check-nostd: install
 test-rust: install filter
 	$(CARGO) test --workspace
 	$(CARGO) test --features es256k --lib --tests
-	# The Ed25519 tables of the filter and the bench module, against ed25519-dalek.
-	$(CARGO) test --features ed25519-tables --lib --test fast_paths --test tamper --test rfc_vectors
+	# The Ed25519 tables and unrolled ECDSA arithmetic of the filter and the bench module,
+	# against ed25519-dalek and the p256/p384 crates.
+	$(CARGO) test --features ed25519-tables,ecdsa-unrolled --lib --test fast_paths --test tamper --test rfc_vectors
+	$(CARGO) test --release -p portcullis-crypto --features unrolled
 	$(CARGO) clippy --workspace --all-targets --features envoy,cli -- -D warnings
 
 test-wasm: install install-browser

@@ -22,6 +22,54 @@ pub const LIMB_BITS: u32 = 29;
 
 const LIMB_MASK: u64 = (1 << LIMB_BITS) - 1;
 
+/// Largest limb count whose loops [`limb_loop`] writes out limb by limb, with the
+/// `unrolled` feature: 14, P-384's field and group order (P-256 has 9). P-521's 19 limbs
+/// keep their loops.
+const UNROLLED_LIMBS: usize = 14;
+
+/// `limb_loop!(L, count, i { body })` runs `body` for `i` in `0..count`, and
+/// `limb_loop!(L, start => count, i { body })` for `i` in `start..count`, where `L` is the
+/// limb count and `count ≤ L`. With the `unrolled` feature and at most [`UNROLLED_LIMBS`]
+/// limbs it repeats the body with constant indices instead of looping, so the compiler
+/// keeps the limbs in locals instead of memory at every optimisation level. A loop gets
+/// that only when the optimiser unrolls it: in our builds opt-level 3 unrolls the P-256
+/// loops only, and opt-level "s" or "z" none. Measured in the Envoy filter (Cargo.toml,
+/// feature `ecdsa-unrolled`), this takes ES256 from 152 to 122 µs and ES384 from 448 to
+/// 318 µs at opt-level 3, and from 336 to 148 µs and 779 to 368 µs at opt-level "s".
+macro_rules! limb_loop {
+    ($limbs:expr, $count:expr, $index:ident $body:block) => {
+        if cfg!(feature = "unrolled") && $limbs <= UNROLLED_LIMBS {
+            limb_loop!(@unrolled [0 1 2 3 4 5 6 7 8 9 10 11 12 13], $index, ($index < $count), $body);
+        } else {
+            let mut $index = 0;
+            while $index < $count {
+                $body
+                $index += 1;
+            }
+        }
+    };
+    ($limbs:expr, $start:expr => $count:expr, $index:ident $body:block) => {
+        if cfg!(feature = "unrolled") && $limbs <= UNROLLED_LIMBS {
+            limb_loop!(@unrolled [0 1 2 3 4 5 6 7 8 9 10 11 12 13], $index, ($index >= $start && $index < $count), $body);
+        } else {
+            let mut $index = $start;
+            while $index < $count {
+                $body
+                $index += 1;
+            }
+        }
+    };
+    (@unrolled [$($value:literal)*], $index:ident, $condition:expr, $body:block) => {
+        $({
+            let $index: usize = $value;
+            // The last copy of a body may assign a carry that nothing reads, and a start
+            // of `i + 1` reads better than clippy's `>` form.
+            #[allow(unused_assignments, clippy::int_plus_one)]
+            if $condition $body
+        })*
+    };
+}
+
 /// An odd modulus with the constants of Montgomery arithmetic.
 #[derive(Debug)]
 pub struct Modulus<const L: usize> {
@@ -143,20 +191,16 @@ impl<const L: usize> Modulus<L> {
     #[inline(never)]
     pub const fn mul(&self, a: &[u64; L], b: &[u64; L]) -> [u64; L] {
         let mut columns = [[0u64; L]; 2];
-        let mut i = 0;
-        while i < L {
-            let mut j = 0;
-            while j < L {
+        limb_loop!(L, L, i {
+            limb_loop!(L, L, j {
                 let k = i + j;
                 if k < L {
                     columns[0][k] += a[i] * b[j];
                 } else {
                     columns[1][k - L] += a[i] * b[j];
                 }
-                j += 1;
-            }
-            i += 1;
-        }
+            });
+        });
         self.reduce_any(columns)
     }
 
@@ -165,36 +209,28 @@ impl<const L: usize> Modulus<L> {
     #[inline(never)]
     pub const fn square(&self, a: &[u64; L]) -> [u64; L] {
         let mut columns = [[0u64; L]; 2];
-        let mut i = 0;
-        while i < L {
-            let mut j = i + 1;
-            while j < L {
+        limb_loop!(L, L, i {
+            limb_loop!(L, i + 1 => L, j {
                 let k = i + j;
                 if k < L {
                     columns[0][k] += a[i] * a[j];
                 } else {
                     columns[1][k - L] += a[i] * a[j];
                 }
-                j += 1;
-            }
-            i += 1;
-        }
-        let mut k = 0;
-        while k < L {
+            });
+        });
+        limb_loop!(L, L, k {
             columns[0][k] <<= 1;
             columns[1][k] <<= 1;
-            k += 1;
-        }
-        let mut i = 0;
-        while i < L {
+        });
+        limb_loop!(L, L, i {
             let k = 2 * i;
             if k < L {
                 columns[0][k] += a[i] * a[i];
             } else {
                 columns[1][k - L] += a[i] * a[i];
             }
-            i += 1;
-        }
+        });
         self.reduce_any(columns)
     }
 
@@ -224,15 +260,12 @@ impl<const L: usize> Modulus<L> {
     ) -> [u64; L] {
         let mut low = [0i64; L];
         let mut high = [0i64; L];
-        let mut k = 0;
-        while k < L {
+        limb_loop!(L, L, k {
             low[k] = columns[0][k] as i64;
             high[k] = columns[1][k] as i64;
-            k += 1;
-        }
+        });
 
-        let mut i = 0;
-        while i < L {
+        limb_loop!(L, L, i {
             let factor = low[i] & LIMB_MASK as i64;
             add_term::<L, A>(&mut low, &mut high, i, factor);
             add_term::<L, B>(&mut low, &mut high, i, factor);
@@ -246,16 +279,13 @@ impl<const L: usize> Modulus<L> {
             } else {
                 high[0] += carry;
             }
-            i += 1;
-        }
+        });
 
         let mut result = [0u64; L];
-        let mut k = 0;
-        while k + 1 < L {
+        limb_loop!(L, L - 1, k {
             high[k + 1] += high[k] >> LIMB_BITS;
             result[k] = (high[k] & LIMB_MASK as i64) as u64;
-            k += 1;
-        }
+        });
         // The whole result is below 2m, so its top limb is not negative.
         result[L - 1] = high[L - 1] as u64;
         subtract_if_not_below(result, &self.value)
@@ -268,19 +298,16 @@ impl<const L: usize> Modulus<L> {
     const fn reduce(&self, columns: [[u64; L]; 2]) -> [u64; L] {
         let m = &self.value;
         let [mut low, mut high] = columns;
-        let mut i = 0;
-        while i < L {
+        limb_loop!(L, L, i {
             let factor = low[i].wrapping_mul(self.n0_inv) & LIMB_MASK;
-            let mut j = 0;
-            while j < L {
+            limb_loop!(L, L, j {
                 let k = i + j;
                 if k < L {
                     low[k] += factor * m[j];
                 } else {
                     high[k - L] += factor * m[j];
                 }
-                j += 1;
-            }
+            });
             // The low 29 bits of column i are now zero; carry the rest up.
             let carry = low[i] >> LIMB_BITS;
             if i + 1 < L {
@@ -288,14 +315,11 @@ impl<const L: usize> Modulus<L> {
             } else {
                 high[0] += carry;
             }
-            i += 1;
-        }
-        let mut k = 0;
-        while k + 1 < L {
+        });
+        limb_loop!(L, L - 1, k {
             high[k + 1] += high[k] >> LIMB_BITS;
             high[k] &= LIMB_MASK;
-            k += 1;
-        }
+        });
         subtract_if_not_below(high, m)
     }
 
@@ -304,13 +328,11 @@ impl<const L: usize> Modulus<L> {
     pub const fn add(&self, a: &[u64; L], b: &[u64; L]) -> [u64; L] {
         let mut sum = [0u64; L];
         let mut carry = 0;
-        let mut i = 0;
-        while i < L {
+        limb_loop!(L, L, i {
             let limb = a[i] + b[i] + carry;
             sum[i] = limb & LIMB_MASK;
             carry = limb >> LIMB_BITS;
-            i += 1;
-        }
+        });
         subtract_if_not_below(sum, &self.value)
     }
 
@@ -319,24 +341,20 @@ impl<const L: usize> Modulus<L> {
     pub const fn sub(&self, a: &[u64; L], b: &[u64; L]) -> [u64; L] {
         let mut difference = [0u64; L];
         let mut borrow = 0;
-        let mut i = 0;
-        while i < L {
+        limb_loop!(L, L, i {
             let limb = a[i].wrapping_sub(b[i]).wrapping_sub(borrow);
             difference[i] = limb & LIMB_MASK;
             borrow = limb >> 63;
-            i += 1;
-        }
+        });
         if borrow == 0 {
             return difference;
         }
         let mut carry = 0;
-        let mut i = 0;
-        while i < L {
+        limb_loop!(L, L, i {
             let limb = difference[i] + self.value[i] + carry;
             difference[i] = limb & LIMB_MASK;
             carry = limb >> LIMB_BITS;
-            i += 1;
-        }
+        });
         difference
     }
 
@@ -416,13 +434,11 @@ const fn bit_at<const L: usize>(limbs: &[u64; L], index: usize) -> u64 {
 const fn subtract_if_not_below<const L: usize>(value: [u64; L], m: &[u64; L]) -> [u64; L] {
     let mut difference = [0u64; L];
     let mut borrow = 0;
-    let mut i = 0;
-    while i < L {
+    limb_loop!(L, L, i {
         let limb = value[i].wrapping_sub(m[i]).wrapping_sub(borrow);
         difference[i] = limb & LIMB_MASK;
         borrow = limb >> 63;
-        i += 1;
-    }
+    });
     if borrow == 0 { difference } else { value }
 }
 
