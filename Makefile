@@ -56,6 +56,8 @@ test-rust: install filter
 	# against ed25519-dalek and the p256/p384 crates.
 	$(CARGO) test --features ed25519-tables,ecdsa-unrolled --lib --test fast_paths --test tamper --test rfc_vectors
 	$(CARGO) test --release -p portcullis-crypto --features unrolled
+	# The filter's own unit tests (ABI helpers, key fetches, maps): native, with `envoy`.
+	$(CARGO) test --features envoy --lib envoy::
 	$(CARGO) clippy --workspace --all-targets --features envoy,cli -- -D warnings
 
 test-wasm: install install-browser

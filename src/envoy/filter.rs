@@ -10,7 +10,7 @@
 //! Headers the gate adds to responses (a fresh `DPoP-Nonce`) are kept with the stream and
 //! written in `proxy_on_response_headers`.
 
-use alloc::collections::BTreeMap;
+use super::map::IdMap;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -58,8 +58,8 @@ pub fn with_filter<T>(body: impl FnOnce(&mut Filter) -> T) -> Option<T> {
 /// All contexts of this VM.
 #[derive(Default)]
 pub struct Filter {
-    roots: BTreeMap<u32, Root>,
-    streams: BTreeMap<u32, Stream>,
+    roots: IdMap<u32, Root>,
+    streams: IdMap<u32, Stream>,
 }
 
 /// What a call in flight fetches.
@@ -80,7 +80,7 @@ struct Root {
     introspectors: Vec<Option<Introspector>>,
     dpop: DpopState,
     cache: TokenCache,
-    callouts: BTreeMap<u32, Callout>,
+    callouts: IdMap<u32, Callout>,
     waiting: Vec<u32>,
     counters: Counters,
     decision_counters: DecisionCounters,
@@ -288,7 +288,7 @@ impl Filter {
                     introspectors: Vec::new(),
                     dpop: DpopState::default(),
                     cache: TokenCache::disabled(),
-                    callouts: BTreeMap::new(),
+                    callouts: IdMap::default(),
                     waiting: Vec::new(),
                     counters: Counters::default(),
                     decision_counters: DecisionCounters::default(),

@@ -6,7 +6,7 @@
 //! fixed list, a configuration with P providers defines at most about 40 × (P + 1)
 //! counters.
 
-use alloc::collections::BTreeMap;
+use super::map::IdMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -42,7 +42,7 @@ pub fn provider_denied_code(name: &str, code: ErrorCode) -> String {
 /// Counter ids by name, defined in the host on first use.
 #[derive(Default)]
 pub struct Counters {
-    ids: BTreeMap<String, Option<u32>>,
+    ids: IdMap<String, Option<u32>>,
 }
 
 impl Counters {

@@ -16,6 +16,7 @@ mod dpop;
 mod filter;
 mod introspection;
 mod keys;
+mod map;
 mod metrics;
 mod revocation;
 mod shared;
