@@ -10,8 +10,6 @@ use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use serde::Deserialize;
-
 use base64ct::{Base64UrlUnpadded, Encoding};
 use zeroize::Zeroizing;
 
@@ -27,6 +25,7 @@ use crate::policy::{
     ProviderConfig, RemoteJwks, RevocationListConfig,
 };
 use crate::revocation;
+use crate::schema::from_json_struct;
 
 /// Most providers in one configuration.
 pub const MAX_PROVIDERS: usize = 64;
@@ -35,38 +34,30 @@ pub const MAX_PROVIDERS: usize = 64;
 pub const MAX_REQUIREMENT_DEPTH: usize = 8;
 
 /// The configuration document.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GateConfig {
     /// Providers by name.
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Rules, first match wins. Unset: every request requires one of the providers.
-    #[serde(default)]
     pub rules: Option<Vec<RuleConfig>>,
     /// Let CORS preflight requests (`OPTIONS` with `Origin` and
     /// `Access-Control-Request-Method`) through without a token; default false.
-    #[serde(default)]
     pub bypass_cors_preflight: Option<bool>,
     /// How failures are answered.
-    #[serde(default)]
     pub failure: Option<FailureConfig>,
     /// The verified-token cache.
-    #[serde(default)]
     pub jwt_cache_config: Option<JwtCacheConfig>,
 }
 
 /// Bounds of the verified-token cache (Envoy's `jwt_cache_config`, here one cache for all
 /// providers).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JwtCacheConfig {
     /// Maximum number of cached tokens; 0 turns the cache off. Default 1000. Read as `u64`
     /// so that a number too large for a 32-bit `usize` fails the range check, with the same
     /// message on every target.
-    #[serde(default)]
     pub jwt_cache_size: Option<u64>,
     /// Maximum estimated bytes of cached claims. Default 1 MiB.
-    #[serde(default)]
     pub max_bytes: Option<u64>,
 }
 
@@ -77,80 +68,82 @@ pub const MAX_JWT_CACHE_SIZE: usize = 100_000;
 pub const MAX_JWT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// One rule.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleConfig {
     /// Which requests the rule applies to.
-    #[serde(rename = "match")]
     pub route: RouteMatch,
     /// What they need. Unset: nothing (the request passes without a token).
-    #[serde(default)]
     pub requires: Option<RequirementConfig>,
 }
 
 /// A request matcher: path prefix or exact path, and optionally methods.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteMatch {
     /// Path prefix (the query string is not part of the path).
-    #[serde(default)]
     pub prefix: Option<String>,
     /// Exact path.
-    #[serde(default)]
     pub path: Option<String>,
     /// Methods; unset: any.
-    #[serde(default)]
     pub methods: Option<Vec<String>>,
 }
 
 /// A requirement as written; exactly one field must be set.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequirementConfig {
     /// A token verified by this provider.
-    #[serde(default)]
     pub provider_name: Option<String>,
     /// A token verified by any of these.
-    #[serde(default)]
     pub requires_any: Option<RequirementList>,
     /// Tokens verified by all of these.
-    #[serde(default)]
     pub requires_all: Option<RequirementList>,
     /// No token is fine; a token that is present must verify with some provider.
-    #[serde(default)]
     pub allow_missing: Option<Empty>,
     /// Anything passes; a token that verifies still produces its outputs.
-    #[serde(default)]
     pub allow_missing_or_failed: Option<Empty>,
 }
 
 /// The list inside `requires_any` / `requires_all`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequirementList {
     /// The requirements.
     pub requirements: Vec<RequirementConfig>,
 }
 
 /// An empty JSON object, as Envoy writes marker messages (`"allow_missing": {}`).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Empty {}
 
 /// How failures are answered.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FailureConfig {
     /// `realm` of the challenge; default: the request URL without its query.
-    #[serde(default)]
     pub realm: Option<String>,
     /// Answer with a JSON body `{"error", "error_description", "code"}`; default plain text.
-    #[serde(default)]
     pub json_body: Option<bool>,
     /// Leave out `error_description` and the body (Envoy's `strip_failure_response`).
-    #[serde(default)]
     pub strip_details: Option<bool>,
 }
+
+from_json_struct!(GateConfig {
+    providers: required,
+    rules: optional,
+    bypass_cors_preflight: optional,
+    failure: optional,
+    jwt_cache_config: optional,
+});
+from_json_struct!(JwtCacheConfig { jwt_cache_size: optional, max_bytes: optional });
+from_json_struct!(RuleConfig { route: required = "match", requires: optional });
+from_json_struct!(RouteMatch { prefix: optional, path: optional, methods: optional });
+from_json_struct!(RequirementConfig {
+    provider_name: optional,
+    requires_any: optional,
+    requires_all: optional,
+    allow_missing: optional,
+    allow_missing_or_failed: optional,
+});
+from_json_struct!(RequirementList { requirements: required });
+from_json_struct!(Empty {});
+from_json_struct!(FailureConfig { realm: optional, json_body: optional, strip_details: optional });
 
 /// A checked requirement.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -29,15 +29,24 @@ pub const MAX_DEPTH: usize = 100;
 /// Returns a short lowercase message for invalid JSON, a value that is not an object,
 /// a duplicate name or too deep nesting.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictValue { depth: 1 }
-        .deserialize(&mut deserializer)
-        .map_err(|error| describe(&error))?;
-    deserializer.end().map_err(|error| describe(&error))?;
+    let value = parse_value(bytes).map_err(|error| describe(&error))?;
     match value {
         Value::Object(map) => Ok(map),
         other => Err(format!("expected a JSON object, found {}", kind(&other))),
     }
+}
+
+/// Parses `bytes` as one JSON value with no duplicate member names and at most
+/// [`MAX_DEPTH`] levels of nesting.
+///
+/// # Errors
+///
+/// serde_json's error, with the position where parsing stopped.
+pub fn parse_value(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue { depth: 1 }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
 }
 
 /// Returns the path (`providers.idp.audience`, `rules[0].requires`) of the member or

@@ -76,6 +76,7 @@ pub mod keycache;
 pub mod pkce;
 pub mod policy;
 pub mod revocation;
+mod schema;
 pub mod token;
 pub mod verify;
 #[cfg(feature = "web")]

@@ -11,12 +11,11 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use serde::de::{self, Deserializer};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::alg::Algorithm;
 use crate::error::ConfigError;
+use crate::schema::{self, from_json_struct, FromJson, Path};
 use crate::token::{DEFAULT_MAX_TOKEN_BYTES, MAX_TOKEN_BYTES_LIMIT};
 
 /// Default clock skew allowance in seconds, as in Envoy's `jwt_authn`.
@@ -46,28 +45,21 @@ impl DurationMs {
     }
 }
 
-impl<'de> Deserialize<'de> for DurationMs {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DurationVisitor;
-        impl de::Visitor<'_> for DurationVisitor {
-            type Value = DurationMs;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration: seconds as a number, or a string such as \"600s\", \"500ms\", \"10m\", \"1h\"")
-            }
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<DurationMs, E> {
-                value.checked_mul(1000).map(DurationMs).ok_or_else(|| E::custom("duration is too long"))
-            }
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<DurationMs, E> {
-                u64::try_from(value)
-                    .map_err(|_| E::custom("duration must not be negative"))
-                    .and_then(|value| self.visit_u64(value))
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<DurationMs, E> {
-                // The message leaves the text out, as every configuration error does.
-                parse_duration(value).ok_or_else(|| E::custom("invalid duration: expected a number followed by ms, s, m or h"))
-            }
+impl FromJson for DurationMs {
+    fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
+        const EXPECTED: &str = "a duration: seconds as a number, or a string such as \"600s\", \"500ms\", \"10m\", \"1h\"";
+        match value {
+            Value::Number(number) if number.is_u64() => number
+                .as_u64()
+                .and_then(|seconds| seconds.checked_mul(1000))
+                .map(DurationMs)
+                .ok_or_else(|| schema::error(path, String::from("duration is too long"))),
+            Value::Number(number) if number.is_i64() => Err(schema::error(path, String::from("duration must not be negative"))),
+            // The message leaves the text out, as every configuration error does.
+            Value::String(text) => parse_duration(text)
+                .ok_or_else(|| schema::error(path, String::from("invalid duration: expected a number followed by ms, s, m or h"))),
+            other => Err(schema::invalid_type(other, path, EXPECTED)),
         }
-        deserializer.deserialize_any(DurationVisitor)
     }
 }
 
@@ -99,8 +91,7 @@ fn parse_duration(text: &str) -> Option<DurationMs> {
 }
 
 /// A string or a list of strings.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OneOrMany {
     /// A single value.
     One(String),
@@ -122,8 +113,7 @@ impl OneOrMany {
 ///
 /// A string is first looked up as one top-level name, so namespaced claims such as
 /// `https://example.com/roles` work without the list form.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClaimPath {
     /// A name or dot-separated path.
     Dotted(String),
@@ -175,8 +165,7 @@ fn lookup_segments<'a, 'b>(
 }
 
 /// A string matcher for `sub`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StringMatcher {
     /// Equal, byte for byte.
     Exact(String),
@@ -201,23 +190,19 @@ impl StringMatcher {
 }
 
 /// A claim the policy requires, optionally with its value.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClaimRequirement {
     /// The claim's path.
     pub claim: ClaimPath,
     /// The value the claim must equal (any JSON value, compared exactly).
-    #[serde(default)]
     pub equals: Option<Value>,
     /// Values the claim may take; any one matches.
-    #[serde(default)]
     pub one_of: Option<Vec<Value>>,
 }
 
 /// A claim whose value names the kind of token, e.g. Cognito's `token_use` or Keycloak's
 /// payload `typ`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TokenTypeClaim {
     /// The claim's path.
     pub claim: ClaimPath,
@@ -226,14 +211,11 @@ pub struct TokenTypeClaim {
 }
 
 /// All-of and any-of requirements on a set of strings (scopes or roles).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SetRequirement {
     /// Every one of these must be present.
-    #[serde(default)]
     pub all_of: Vec<String>,
     /// At least one of these must be present (ignored when empty).
-    #[serde(default)]
     pub any_of: Vec<String>,
 }
 
@@ -262,91 +244,70 @@ impl SetRequirement {
 }
 
 /// Where roles are read from, and which are required.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleRequirement {
     /// A claim path holding an array of strings or a space-delimited string.
-    #[serde(default)]
     pub claim: Option<ClaimPath>,
     /// A ready path: `roles`, `groups`, `keycloak_realm` (`realm_access.roles`),
     /// `keycloak_client:<client>` (`resource_access.<client>.roles`), `cognito`
     /// (`cognito:groups`), `entra` (`roles`).
-    #[serde(default)]
     pub preset: Option<String>,
     /// Every one of these roles is required.
-    #[serde(default)]
     pub all_of: Vec<String>,
     /// At least one of these roles is required.
-    #[serde(default)]
     pub any_of: Vec<String>,
 }
 
 /// An inline key set (Envoy's `local_jwks` data source).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LocalJwks {
     /// The JWKS as a JSON string.
-    #[serde(default)]
     pub inline_string: Option<String>,
     /// The JWKS as a JSON object.
-    #[serde(default)]
     pub inline: Option<Value>,
 }
 
 /// The HTTP location of a key set or discovery document.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpUri {
     /// Full URL, e.g. `https://idp.example.com/.well-known/jwks.json`.
     pub uri: String,
     /// Envoy cluster that routes to the host (Envoy only; the edge worker fetches `uri`).
-    #[serde(default)]
     pub cluster: Option<String>,
     /// Fetch timeout; default 5 s.
-    #[serde(default)]
     pub timeout: Option<DurationMs>,
 }
 
 /// A key set fetched over HTTP and cached.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteJwks {
     /// Where to fetch the JWKS. With `discovery`, the URL of the issuer's discovery document
     /// may be given instead through `discovery_uri`.
-    #[serde(default)]
     pub http_uri: Option<HttpUri>,
     /// Find `jwks_uri` through OpenID Connect discovery at this location.
-    #[serde(default)]
     pub discovery_uri: Option<HttpUri>,
     /// How long a fetched set is used before it is refreshed; default 600 s.
-    #[serde(default)]
     pub cache_duration: Option<DurationMs>,
     /// Least time between two fetches triggered by an unknown `kid`; default 30 s.
-    #[serde(default)]
     pub refetch_cooldown: Option<DurationMs>,
     /// How long the last good set keeps serving after its cache duration when refreshes
     /// fail; default 24 h.
-    #[serde(default)]
     pub stale_if_error: Option<DurationMs>,
     /// How long a request may wait for the first key set; default the fetch timeout.
-    #[serde(default)]
     pub pending_timeout: Option<DurationMs>,
 }
 
 /// Where a token is read from in a request header.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeaderSource {
     /// Header name (case-insensitive).
     pub name: String,
     /// Text before the token, e.g. `Bearer ` (the scheme is compared case-insensitively).
-    #[serde(default)]
     pub value_prefix: Option<String>,
 }
 
 /// A claim copied to a request header after successful verification.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimToHeader {
     /// Header to set; any incoming header of this name is removed first.
     pub header_name: String,
@@ -356,47 +317,36 @@ pub struct ClaimToHeader {
 
 /// DPoP settings of a provider ([RFC 9449](https://www.rfc-editor.org/rfc/rfc9449)), read by
 /// the Envoy filter and the edge worker.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DpopConfig {
     /// `allowed` (default): tokens may come as `Authorization: DPoP` with a proof, and
     /// tokens not bound to a key also as bearer tokens. `required`: only as DPoP.
-    #[serde(default)]
     pub mode: Option<String>,
     /// Allowed proof algorithms, asymmetric only; default `ES256`, `RS256`, `PS256`, `EdDSA`.
-    #[serde(default)]
     pub algorithms: Option<Vec<String>>,
     /// How far a proof's `iat` may lie from now, either way; default 300 s.
-    #[serde(default)]
     pub max_age: Option<DurationMs>,
     /// Server-issued nonces ([RFC 9449 §8](https://www.rfc-editor.org/rfc/rfc9449#section-8)).
-    #[serde(default)]
     pub nonce: Option<DpopNonceConfig>,
     /// The scheme and authority clients use to reach the API, e.g. `https://api.example.com`,
     /// for the `htu` check when TLS ends before the gate. Default: the request's own.
-    #[serde(default)]
     pub origin: Option<String>,
 }
 
 /// Server-issued DPoP nonces.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DpopNonceConfig {
     /// Require a nonce in every proof; default false.
-    #[serde(default)]
     pub enabled: Option<bool>,
     /// How long one nonce is issued; it is accepted for up to twice this. Default 300 s.
-    #[serde(default)]
     pub lifetime: Option<DurationMs>,
     /// HMAC key of the nonces as unpadded base64url, at least 32 bytes. Default: random at
     /// start, shared by the Envoy workers through shared data.
-    #[serde(default)]
     pub secret: Option<String>,
 }
 
 /// Token introspection ([RFC 7662](https://www.rfc-editor.org/rfc/rfc7662)) of a provider.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntrospectionConfig {
     /// The introspection endpoint; Envoy needs `cluster`.
     pub http_uri: HttpUri,
@@ -406,134 +356,199 @@ pub struct IntrospectionConfig {
     pub client_secret: String,
     /// `only` (default): tokens are opaque and only introspected. `after_jwt`: tokens are
     /// JWTs, verified locally first and then introspected.
-    #[serde(default)]
     pub mode: Option<String>,
     /// Longest time an answer is reused; default 60 s. An answer is never reused past the
     /// token's `exp`.
-    #[serde(default)]
     pub cache_duration: Option<DurationMs>,
     /// How long after `cache_duration` an answer keeps serving while the endpoint fails;
     /// default 0.
-    #[serde(default)]
     pub stale_if_error: Option<DurationMs>,
 }
 
 /// A list of revoked token identifiers fetched over HTTP.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevocationListConfig {
     /// Where to fetch the list; Envoy needs `cluster`.
     pub http_uri: HttpUri,
     /// How long a fetched list is used before it is fetched again; default 60 s.
-    #[serde(default)]
     pub cache_duration: Option<DurationMs>,
     /// How long the last list keeps serving after `cache_duration` while fetches fail;
     /// default 1 h.
-    #[serde(default)]
     pub stale_if_error: Option<DurationMs>,
     /// How long a request may wait for the first list; default the fetch timeout.
-    #[serde(default)]
     pub pending_timeout: Option<DurationMs>,
 }
 
 /// One provider as written in configuration.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProviderConfig {
     /// Accepted `iss` values; a value may contain one `{tenant}` placeholder for one path
     /// segment. Unset: `iss` is not checked.
-    #[serde(default)]
     pub issuer: Option<OneOrMany>,
     /// Tenants a `{tenant}` placeholder may take. Unset: any single path segment.
-    #[serde(default)]
     pub tenants: Option<Vec<String>>,
     /// Claim that must equal the tenant taken from `iss` (e.g. `tid` for Entra ID).
-    #[serde(default)]
     pub tenant_claim: Option<String>,
     /// Accepted audiences; the token passes when any of its `aud` values is listed.
     /// Unset: `aud` is not checked.
-    #[serde(default)]
     pub audiences: Option<Vec<String>>,
     /// Allowed `alg` values; `none` is never allowed. Required, except for a provider
     /// that only introspects and verifies no JWT: there it may be left out (empty).
-    #[serde(default)]
     pub algorithms: Vec<String>,
     /// Allowance for clock differences in `exp`, `nbf` and `iat`; default 60, at most 600.
-    #[serde(default)]
     pub clock_skew_seconds: Option<u64>,
     /// Reject tokens without `exp`; default true.
-    #[serde(default)]
     pub require_expiration: Option<bool>,
     /// Longest accepted lifetime: `exp - iat`, or `exp - now` without `iat`.
-    #[serde(default)]
     pub max_lifetime: Option<DurationMs>,
     /// Oldest accepted `iat`; makes `iat` required.
-    #[serde(default)]
     pub max_token_age: Option<DurationMs>,
     /// Required JOSE `typ`, compared as a media type (`at+jwt` also matches
     /// `application/at+jwt`, case-insensitively).
-    #[serde(default)]
     pub token_type: Option<String>,
     /// A claim that names the token kind, such as Cognito's `token_use`.
-    #[serde(default)]
     pub token_type_claim: Option<TokenTypeClaim>,
     /// `rfc9068`: require `typ` `at+jwt` and the claims `iss`, `exp`, `aud`, `sub`,
     /// `client_id`, `iat`, `jti` ([RFC 9068 §2](https://www.rfc-editor.org/rfc/rfc9068#section-2)).
-    #[serde(default)]
     pub profile: Option<String>,
     /// `sub` must match one of these.
-    #[serde(default)]
     pub subjects: Option<Vec<StringMatcher>>,
     /// Accepted `client_id` values (`azp` when `client_id` is absent).
-    #[serde(default)]
     pub client_ids: Option<Vec<String>>,
     /// Further required claims, optionally with values.
-    #[serde(default)]
     pub required_claims: Option<Vec<ClaimRequirement>>,
     /// Required scopes, read from `scope` (space-delimited) and `scp` (string or array).
-    #[serde(default)]
     pub scopes: Option<SetRequirement>,
     /// Required roles.
-    #[serde(default)]
     pub roles: Option<RoleRequirement>,
     /// Longest token accepted, in bytes; default 16384, maximum 65536. Read as `u64` so
     /// that a number too large for a 32-bit `usize` fails the range check on every target.
-    #[serde(default)]
     pub max_token_bytes: Option<u64>,
     /// Inline keys.
-    #[serde(default)]
     pub local_jwks: Option<LocalJwks>,
     /// Fetched keys.
-    #[serde(default)]
     pub remote_jwks: Option<RemoteJwks>,
     /// Headers carrying the token; default `Authorization` with prefix `Bearer `.
-    #[serde(default)]
     pub from_headers: Option<Vec<HeaderSource>>,
     /// Query parameters carrying the token.
-    #[serde(default)]
     pub from_params: Option<Vec<String>>,
     /// Cookies carrying the token.
-    #[serde(default)]
     pub from_cookies: Option<Vec<String>>,
     /// Keep the credential in the forwarded request; default false (removed).
-    #[serde(default)]
     pub forward: Option<bool>,
     /// Header that receives the verified claims as unpadded base64url JSON.
-    #[serde(default)]
     pub forward_payload_header: Option<String>,
     /// Claims copied to request headers.
-    #[serde(default)]
     pub claim_to_headers: Option<Vec<ClaimToHeader>>,
     /// DPoP-bound tokens (gates only).
-    #[serde(default)]
     pub dpop: Option<DpopConfig>,
     /// Token introspection (gates only).
-    #[serde(default)]
     pub introspection: Option<IntrospectionConfig>,
     /// A revocation list (gates only).
-    #[serde(default)]
     pub revocation_list: Option<RevocationListConfig>,
 }
+
+impl FromJson for OneOrMany {
+    fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
+        match value {
+            Value::String(text) => Ok(Self::One(text.clone())),
+            Value::Array(_) => Vec::from_json(value, path).map(Self::Many),
+            other => Err(schema::invalid_type(other, path, "a string or a list of strings")),
+        }
+    }
+}
+
+impl FromJson for ClaimPath {
+    fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
+        match value {
+            Value::String(text) => Ok(Self::Dotted(text.clone())),
+            Value::Array(_) => Vec::from_json(value, path).map(Self::Segments),
+            other => Err(schema::invalid_type(other, path, "a claim name, or a list of path segments")),
+        }
+    }
+}
+
+impl FromJson for StringMatcher {
+    /// One member naming the kind of match: `{"prefix": "user:"}`.
+    fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
+        const VARIANTS: [&str; 4] = ["exact", "prefix", "suffix", "contains"];
+        let Value::Object(members) = value else {
+            return Err(schema::invalid_type(value, path, "a map with one of `exact`, `prefix`, `suffix`, `contains`"));
+        };
+        let mut entries = members.iter();
+        let (Some((name, text)), None) = (entries.next(), entries.next()) else {
+            return Err(schema::error(path, alloc::format!("expected a map with exactly one member, found {}", members.len())));
+        };
+        let member = path.member(name);
+        let text = String::from_json(text, &member)?;
+        match name.as_str() {
+            "exact" => Ok(Self::Exact(text)),
+            "prefix" => Ok(Self::Prefix(text)),
+            "suffix" => Ok(Self::Suffix(text)),
+            "contains" => Ok(Self::Contains(text)),
+            _ => Err(schema::error(&member, alloc::format!("unknown variant `{name}`, expected one of `{}`", VARIANTS.join("`, `")))),
+        }
+    }
+}
+
+from_json_struct!(ClaimRequirement { claim: required, equals: optional, one_of: optional });
+from_json_struct!(TokenTypeClaim { claim: required, value: required });
+from_json_struct!(SetRequirement { all_of: or_default, any_of: or_default });
+from_json_struct!(RoleRequirement { claim: optional, preset: optional, all_of: or_default, any_of: or_default });
+from_json_struct!(LocalJwks { inline_string: optional, inline: optional });
+from_json_struct!(HttpUri { uri: required, cluster: optional, timeout: optional });
+from_json_struct!(RemoteJwks {
+    http_uri: optional,
+    discovery_uri: optional,
+    cache_duration: optional,
+    refetch_cooldown: optional,
+    stale_if_error: optional,
+    pending_timeout: optional,
+});
+from_json_struct!(HeaderSource { name: required, value_prefix: optional });
+from_json_struct!(ClaimToHeader { header_name: required, claim_name: required });
+from_json_struct!(DpopConfig { mode: optional, algorithms: optional, max_age: optional, nonce: optional, origin: optional });
+from_json_struct!(DpopNonceConfig { enabled: optional, lifetime: optional, secret: optional });
+from_json_struct!(IntrospectionConfig {
+    http_uri: required,
+    client_id: required,
+    client_secret: required,
+    mode: optional,
+    cache_duration: optional,
+    stale_if_error: optional,
+});
+from_json_struct!(RevocationListConfig { http_uri: required, cache_duration: optional, stale_if_error: optional, pending_timeout: optional });
+from_json_struct!(ProviderConfig {
+    issuer: optional,
+    tenants: optional,
+    tenant_claim: optional,
+    audiences: optional,
+    algorithms: or_default,
+    clock_skew_seconds: optional,
+    require_expiration: optional,
+    max_lifetime: optional,
+    max_token_age: optional,
+    token_type: optional,
+    token_type_claim: optional,
+    profile: optional,
+    subjects: optional,
+    client_ids: optional,
+    required_claims: optional,
+    scopes: optional,
+    roles: optional,
+    max_token_bytes: optional,
+    local_jwks: optional,
+    remote_jwks: optional,
+    from_headers: optional,
+    from_params: optional,
+    from_cookies: optional,
+    forward: optional,
+    forward_payload_header: optional,
+    claim_to_headers: optional,
+    dpop: optional,
+    introspection: optional,
+    revocation_list: optional,
+});
 
 /// An issuer pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -687,11 +702,11 @@ pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 /// # Errors
 ///
 /// As described above.
-pub(crate) fn parse_document<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+pub(crate) fn parse_document<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
     if bytes.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::too_large(bytes.len()));
     }
-    serde_json::from_slice(bytes).map_err(|error| {
+    let value = crate::json::parse_value(bytes).map_err(|error| {
         let path = if error.is_data() { crate::json::path_at(bytes, error.line(), error.column()) } else { String::new() };
         let message = crate::json::without_values(&error.to_string());
         if path.is_empty() {
@@ -699,7 +714,8 @@ pub(crate) fn parse_document<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T,
         } else {
             ConfigError::invalid(path, message)
         }
-    })
+    })?;
+    T::from_json(&value, &Path::Root)
 }
 
 fn field(prefix: &str, name: &str) -> String {

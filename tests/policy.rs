@@ -115,6 +115,11 @@ fn policy_syntax_errors_name_field() {
         ),
         (provider(json!({"algorithms": "RS256"})), "providers.idp.algorithms", "invalid type"),
         (json!({"providers": {}, "rules": [{"match": {"prefix": "/"}, "requires": {"provider": "idp"}}]}), "rules[0].requires", "unknown field"),
+        (provider(json!({"subjects": [{"prefix": 1}]})), "providers.idp.subjects[0].prefix", "invalid type: integer, expected a string"),
+        (provider(json!({"subjects": [{"starts_with": "u"}]})), "providers.idp.subjects[0].starts_with", "unknown variant `starts_with`"),
+        (provider(json!({"subjects": ["user:"]})), "providers.idp.subjects[0]", "invalid type: string"),
+        // An array is not an object, not even one with every member at its default.
+        (json!({"providers": {}, "failure": []}), "failure", "invalid type: sequence, expected struct FailureConfig"),
     ];
     for (document, field, expected) in cases {
         let error = Gate::from_json(document.to_string().as_bytes()).expect_err("rejected");

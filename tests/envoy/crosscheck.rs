@@ -237,7 +237,7 @@ fn config_errors_match_native_core() {
     let secret = NUMERIC_SECRET.to_string();
     let secret = secret.as_str();
     let introspection = json!({ "introspection": {
-        "endpoint": { "uri": "https://idp.example.com/introspect", "cluster": "idp" },
+        "http_uri": { "uri": "https://idp.example.com/introspect", "cluster": "idp" },
         "client_id": "api",
         "client_secret": NUMERIC_SECRET,
     }});
