@@ -281,11 +281,11 @@ impl<T: FromJson> FromJson for Vec<T> {
         let Value::Array(items) = value else {
             return Err(invalid_type(value, path, "a sequence"));
         };
-        items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| T::from_json(item, &Path::Index(path, index)))
-            .collect()
+        let mut list = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            list.push(T::from_json(item, &Path::Index(path, index))?);
+        }
+        Ok(list)
     }
 }
 
@@ -295,10 +295,13 @@ impl<T: FromJson> FromJson for BTreeMap<String, T> {
         let Value::Object(members) = value else {
             return Err(invalid_type(value, path, "a map"));
         };
-        members
-            .iter()
-            .map(|(name, member)| Ok((name.clone(), T::from_json(member, &path.member(name))?)))
-            .collect()
+        // One insert per member: collecting into a B-tree would sort first and compile a
+        // sort for the type, where the members come in order already.
+        let mut map = BTreeMap::new();
+        for (name, member) in members {
+            map.insert(name.clone(), T::from_json(member, &path.member(name))?);
+        }
+        Ok(map)
     }
 }
 
