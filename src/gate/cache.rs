@@ -101,9 +101,12 @@ pub struct TokenCache {
     /// Keys by an earlier use, oldest first. A hit only records its stamp in the entry;
     /// eviction moves an entry used since it was queued to its last use before it
     /// evicts anything, so it still evicts the least recently used entry.
-    recency: BTreeMap<u64, Key>,
-    /// Keys by `exp`, earliest first.
-    expiry: BTreeSet<(i64, Key)>,
+    /// A set of (stamp, key) pairs rather than a map, so that it has the type of `expiry`
+    /// and the B-tree code is compiled once for both.
+    recency: BTreeSet<(u64, Key)>,
+    /// Keys by `exp`, earliest first. Only tokens with `exp` after the current time are
+    /// stored, so `exp` is positive here.
+    expiry: BTreeSet<(u64, Key)>,
     bytes: usize,
     next_stamp: u64,
     stats: CacheStats,
@@ -203,14 +206,14 @@ impl TokenCache {
             match self.entries.get_mut(&oldest) {
                 Some(entry) if entry.used != queued => {
                     entry.queued = entry.used;
-                    self.recency.insert(entry.used, oldest);
+                    self.recency.insert((entry.used, oldest));
                 }
                 _ => self.remove(&oldest),
             }
         }
         let stamp = self.next_stamp();
-        self.recency.insert(stamp, key);
-        self.expiry.insert((exp, key));
+        self.recency.insert((stamp, key));
+        self.expiry.insert((expiry_stamp(exp), key));
         self.bytes = self.bytes.saturating_add(cost);
         self.entries.insert(key, Entry { token, key_version, exp, cost, used: stamp, queued: stamp });
     }
@@ -218,7 +221,7 @@ impl TokenCache {
     /// Drops every entry whose `exp` is at or before `now` (seconds).
     pub fn purge_expired(&mut self, now: i64) {
         while let Some(&(exp, key)) = self.expiry.first() {
-            if exp > now {
+            if exp > expiry_stamp(now) {
                 break;
             }
             self.remove(&key);
@@ -247,8 +250,8 @@ impl TokenCache {
 
     fn remove(&mut self, key: &Key) {
         if let Some(entry) = self.entries.remove(key) {
-            self.recency.remove(&entry.queued);
-            self.expiry.remove(&(entry.exp, *key));
+            self.recency.remove(&(entry.queued, *key));
+            self.expiry.remove(&(expiry_stamp(entry.exp), *key));
             self.bytes = self.bytes.saturating_sub(entry.cost);
         }
     }
@@ -257,6 +260,12 @@ impl TokenCache {
         self.next_stamp = self.next_stamp.wrapping_add(1);
         self.next_stamp
     }
+}
+
+/// Converts an `exp` or a current time (seconds) to a key of `expiry`. Times before 1970
+/// count as 0, which no clock that the gate reads returns.
+fn expiry_stamp(seconds: i64) -> u64 {
+    u64::try_from(seconds).unwrap_or(0)
 }
 
 #[cfg(test)]
