@@ -13,7 +13,7 @@
 //! proof digest. A slot containing an older bucket is overwritten, so the number of keys and
 //! their sizes stay bounded.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -83,8 +83,10 @@ fn bucket_expired(bucket: u64, max_age: u64, now: u64) -> bool {
 #[derive(Debug)]
 pub struct ReplayCache {
     max_entries: usize,
-    buckets: BTreeMap<u64, BTreeSet<ProofDigest>>,
-    entries: usize,
+    /// The proofs seen, as `(bucket, (0, digest))` in bucket order. The constant 0 gives
+    /// the set the type of the token cache's indexes (`gate::cache`), so that the B-tree
+    /// code is compiled once for both.
+    seen: BTreeSet<(u64, (usize, ProofDigest))>,
 }
 
 impl Default for ReplayCache {
@@ -96,7 +98,7 @@ impl Default for ReplayCache {
 impl ReplayCache {
     /// Creates an empty cache that stores at most `max_entries` proofs.
     pub fn new(max_entries: usize) -> Self {
-        Self { max_entries, buckets: BTreeMap::new(), entries: 0 }
+        Self { max_entries, seen: BTreeSet::new() }
     }
 
     /// Records a proof with `iat` at `now` (seconds), where proofs are acceptable within
@@ -106,41 +108,38 @@ impl ReplayCache {
     /// could still be replayed.
     pub fn record(&mut self, digest: ProofDigest, iat: i64, max_age: u64, now: u64) -> ReplayCheck {
         self.purge(max_age, now);
-        let bucket = bucket_of(iat);
-        if self.buckets.get(&bucket).is_some_and(|seen| seen.contains(&digest)) {
+        let key = (bucket_of(iat), (0, digest));
+        if self.seen.contains(&key) {
             return ReplayCheck::Replayed;
         }
-        if self.entries >= self.max_entries {
+        if self.seen.len() >= self.max_entries {
             return ReplayCheck::Unavailable(alloc::format!(
                 "the DPoP replay cache is full ({} proofs); retry shortly",
                 self.max_entries
             ));
         }
-        self.buckets.entry(bucket).or_default().insert(digest);
-        self.entries += 1;
+        self.seen.insert(key);
         ReplayCheck::Fresh
     }
 
     /// Drops the buckets whose proofs are no longer acceptable at `now`.
     pub fn purge(&mut self, max_age: u64, now: u64) {
-        while let Some((&bucket, _)) = self.buckets.first_key_value() {
+        while let Some(&(bucket, _)) = self.seen.first() {
             if !bucket_expired(bucket, max_age, now) {
                 break;
             }
-            if let Some(removed) = self.buckets.remove(&bucket) {
-                self.entries = self.entries.saturating_sub(removed.len());
-            }
+            self.seen.pop_first();
         }
     }
 
     /// Number of proofs remembered.
     pub fn len(&self) -> usize {
-        self.entries
+        self.seen.len()
     }
 
     /// Returns whether no proof is remembered.
     pub fn is_empty(&self) -> bool {
-        self.entries == 0
+        self.seen.is_empty()
     }
 }
 
