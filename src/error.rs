@@ -838,7 +838,10 @@ impl ConfigError {
         ErrorCode::ConfigInvalid
     }
 
-    /// Builds an [`ConfigError::InvalidValue`].
+    /// Builds an [`ConfigError::InvalidValue`]. Cold and out of line: configuration
+    /// code calls it in many places, and inlined it made the filter larger.
+    #[cold]
+    #[inline(never)]
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidValue { field: field.into(), message: message.into() }
     }
