@@ -7,9 +7,9 @@
 //! struct and field type. Without them the Envoy filter went from 777,792 to 727,618
 //! bytes, and the npm verify module from 119,456 to 105,766 bytes gzipped (`make filter`,
 //! `make pkg`). A configuration is read once per load, so the reading speed does not
-//! matter. The rules are serde's, except that an array is never read as a struct:
-//! unknown members are errors, a missing optional member or `null` is unset, and a
-//! missing member with a default takes it.
+//! matter. The rules follow serde's: unknown members are errors, a missing optional
+//! member or `null` is unset, and a missing member with a default takes it. Unlike
+//! serde, an array is never read as a struct.
 //!
 //! Every error names the path of the value at fault (`providers.idp.audience`,
 //! `rules[0].requires`) and never quotes a value, which may be a secret. An error at the
