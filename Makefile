@@ -9,7 +9,7 @@ FILTER_LINKED := target/wasm32-wasip1/wasm-release/portcullis.wasm
 # Cargo features of the filter; `make filter FILTER_FEATURES=envoy,es256k` adds ES256K.
 FILTER_FEATURES ?= envoy
 # Optimisation level of the filter: unset means the wasm-release profile's 3.
-# `make filter FILTER_OPT_LEVEL=z` trades speed for size (docs/envoy/README.md, Limits).
+# `make filter FILTER_OPT_LEVEL=s` or `=z` trades speed for size (docs/envoy/README.md, Limits).
 FILTER_OPT_LEVEL ?=
 FILTER_OPT_CONFIG := $(if $(FILTER_OPT_LEVEL),--config 'profile.wasm-release.opt-level=$(if $(filter s z,$(FILTER_OPT_LEVEL)),"$(FILTER_OPT_LEVEL)",$(FILTER_OPT_LEVEL))')
 ENVOY_HOST := target/release/envoy-host
