@@ -23,9 +23,10 @@ install-browser:
 	.ci/install.sh chromium
 
 # The Envoy filter: a proxy-wasm module for wasm32-wasip1. wasm-opt (npm binaryen, which
-# `install` puts in js/node_modules) drops the name section and takes the module from
-# 940 KB to 798 KB. The filter benchmark measured the same time per request before and
-# after. wasm-opt runs only when cargo has relinked the module.
+# `install` puts in js/node_modules) drops the name section and shrinks the module by
+# about 15 % (812,470 to 692,825 bytes when this was written). The filter benchmark
+# measured the same time per request before and after. wasm-opt runs only when cargo has
+# relinked the module.
 filter: install
 	$(CARGO) rustc --lib --profile wasm-release --target wasm32-wasip1 --features $(FILTER_FEATURES) --crate-type cdylib $(FILTER_OPT_CONFIG)
 	$(MAKE) --no-print-directory $(FILTER_WASM)

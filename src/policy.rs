@@ -453,7 +453,7 @@ impl FromJson for OneOrMany {
         match value {
             Value::String(text) => Ok(Self::One(text.clone())),
             Value::Array(_) => Vec::from_json(value, path).map(Self::Many),
-            other => Err(schema::invalid_type(other, path, "a string or a list of strings")),
+            other => Err(schema::invalid_type(other, path, "a string or an array of strings")),
         }
     }
 }
@@ -463,7 +463,7 @@ impl FromJson for ClaimPath {
         match value {
             Value::String(text) => Ok(Self::Dotted(text.clone())),
             Value::Array(_) => Vec::from_json(value, path).map(Self::Segments),
-            other => Err(schema::invalid_type(other, path, "a claim name, or a list of path segments")),
+            other => Err(schema::invalid_type(other, path, "a claim name, or an array of path segments")),
         }
     }
 }
@@ -473,11 +473,11 @@ impl FromJson for StringMatcher {
     fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
         const VARIANTS: [&str; 4] = ["exact", "prefix", "suffix", "contains"];
         let Value::Object(members) = value else {
-            return Err(schema::invalid_type(value, path, "a map with one of `exact`, `prefix`, `suffix`, `contains`"));
+            return Err(schema::invalid_type(value, path, "an object with one of `exact`, `prefix`, `suffix`, `contains`"));
         };
         let mut entries = members.iter();
         let (Some((name, text)), None) = (entries.next(), entries.next()) else {
-            return Err(schema::error(path, alloc::format!("expected a map with exactly one member, found {}", members.len())));
+            return Err(schema::error(path, alloc::format!("expected an object with exactly one member, found {}", members.len())));
         };
         let member = path.member(name);
         let text = String::from_json(text, &member)?;

@@ -80,7 +80,7 @@ pub(crate) fn error(path: &Path<'_>, message: String) -> ConfigError {
     }
 }
 
-/// Builds the error for a value of the wrong JSON type, in serde's words: `invalid type:
+/// Builds the error for a value of the wrong JSON type, in JSON's words: `invalid type:
 /// string, expected a boolean`.
 #[cold]
 #[inline(never)]
@@ -91,16 +91,16 @@ pub(crate) fn invalid_type(value: &Value, path: &Path<'_>, expected: &str) -> Co
     )
 }
 
-/// Names the JSON type of `value` as serde's messages do.
+/// Names the JSON type of `value`.
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
-        Value::Number(number) if number.is_f64() => "floating point",
+        Value::Number(number) if number.is_f64() => "number with a fraction",
         Value::Number(_) => "integer",
         Value::String(_) => "string",
-        Value::Array(_) => "sequence",
-        Value::Object(_) => "map",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
@@ -122,7 +122,7 @@ pub(crate) struct Object<'a> {
 
 impl<'a> Object<'a> {
     /// Checks that `value` is an object whose members are all in `fields`. `expected`
-    /// names the struct for the type error (`struct HttpUri`).
+    /// describes the value for the type error (`an object`).
     ///
     /// # Errors
     ///
@@ -201,7 +201,7 @@ macro_rules! from_json_struct {
                 let object = $crate::schema::Object::new(
                     value,
                     path,
-                    concat!("struct ", stringify!($type)),
+                    "an object",
                     &[$(from_json_struct!(@name $field $($name)?)),*],
                 )?;
                 Ok(Self { $($field: object.$read(from_json_struct!(@name $field $($name)?))?),* })
@@ -254,17 +254,20 @@ impl FromJson for bool {
     }
 }
 
+/// The expected type of [`u64`] members, in an operator's words.
+const NON_NEGATIVE: &str = "a non-negative integer";
+
 impl FromJson for u64 {
     fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
         match value {
             Value::Number(number) if number.is_u64() => number
                 .as_u64()
-                .ok_or_else(|| invalid_type(value, path, "u64")),
+                .ok_or_else(|| invalid_type(value, path, NON_NEGATIVE)),
             Value::Number(number) if number.is_i64() => Err(error(
                 path,
-                String::from("invalid value: integer, expected u64"),
+                String::from("invalid value: negative integer, expected a non-negative integer"),
             )),
-            other => Err(invalid_type(other, path, "u64")),
+            other => Err(invalid_type(other, path, NON_NEGATIVE)),
         }
     }
 }
@@ -279,7 +282,7 @@ impl FromJson for Value {
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
         let Value::Array(items) = value else {
-            return Err(invalid_type(value, path, "a sequence"));
+            return Err(invalid_type(value, path, "an array"));
         };
         let mut list = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
@@ -293,7 +296,7 @@ impl<T: FromJson> FromJson for Vec<T> {
 impl<T: FromJson> FromJson for BTreeMap<String, T> {
     fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
         let Value::Object(members) = value else {
-            return Err(invalid_type(value, path, "a map"));
+            return Err(invalid_type(value, path, "an object"));
         };
         // One insert per member: collecting into a B-tree would sort first and compile a
         // sort for the type, where the members come in order already.
@@ -318,7 +321,7 @@ mod tests {
 
     impl FromJson for Pair {
         fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
-            let object = Object::new(value, path, "struct Pair", &["name", "size", "tags"])?;
+            let object = Object::new(value, path, "an object", &["name", "size", "tags"])?;
             Ok(Self {
                 name: object.required("name")?,
                 size: object.optional("size")?,
@@ -372,15 +375,15 @@ mod tests {
 
         let (field, message) = invalid(json!({"a": [{"name": "x", "size": -1}]}));
         assert_eq!(field, "a[0].size");
-        assert_eq!(message, "invalid value: integer, expected u64");
+        assert_eq!(message, "invalid value: negative integer, expected a non-negative integer");
 
         let (field, message) = invalid(json!({"a": [{"name": "x", "size": 1.5}]}));
         assert_eq!(field, "a[0].size");
-        assert_eq!(message, "invalid type: floating point, expected u64");
+        assert_eq!(message, "invalid type: number with a fraction, expected a non-negative integer");
 
         let (field, message) = invalid(json!({"a": [{"name": "x", "tags": null}]}));
         assert_eq!(field, "a[0].tags");
-        assert_eq!(message, "invalid type: null, expected a sequence");
+        assert_eq!(message, "invalid type: null, expected an array");
 
         let (field, message) = invalid(json!({"a": [{"name": "secret-value-9", "tags": [7]}]}));
         assert_eq!(field, "a[0].tags[0]");
@@ -390,7 +393,7 @@ mod tests {
     #[test]
     fn top_level_errors_are_syntax_errors() {
         assert!(
-            matches!(read(json!([])), Err(ConfigError::Syntax { message }) if message == "invalid type: sequence, expected a map")
+            matches!(read(json!([])), Err(ConfigError::Syntax { message }) if message == "invalid type: array, expected an object")
         );
     }
 

@@ -119,7 +119,7 @@ fn policy_syntax_errors_name_field() {
         (provider(json!({"subjects": [{"starts_with": "u"}]})), "providers.idp.subjects[0].starts_with", "unknown variant `starts_with`"),
         (provider(json!({"subjects": ["user:"]})), "providers.idp.subjects[0]", "invalid type: string"),
         // An array is not an object, not even one with every member at its default.
-        (json!({"providers": {}, "failure": []}), "failure", "invalid type: sequence, expected struct FailureConfig"),
+        (json!({"providers": {}, "failure": []}), "failure", "invalid type: array, expected an object"),
     ];
     for (document, field, expected) in cases {
         let error = Gate::from_json(document.to_string().as_bytes()).expect_err("rejected");
