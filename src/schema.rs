@@ -96,7 +96,7 @@ fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
-        Value::Number(number) if number.is_f64() => "number with a fraction",
+        Value::Number(number) if number.is_f64() => "floating-point number",
         Value::Number(_) => "integer",
         Value::String(_) => "string",
         Value::Array(_) => "array",
@@ -379,7 +379,7 @@ mod tests {
 
         let (field, message) = invalid(json!({"a": [{"name": "x", "size": 1.5}]}));
         assert_eq!(field, "a[0].size");
-        assert_eq!(message, "invalid type: number with a fraction, expected a non-negative integer");
+        assert_eq!(message, "invalid type: floating-point number, expected a non-negative integer");
 
         let (field, message) = invalid(json!({"a": [{"name": "x", "tags": null}]}));
         assert_eq!(field, "a[0].tags");
