@@ -448,28 +448,34 @@ pub struct ProviderConfig {
     pub revocation_list: Option<RevocationListConfig>,
 }
 
-impl FromJson for OneOrMany {
-    fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
+impl OneOrMany {
+    /// Reads a string or an array of strings; `expected` describes both for a type error.
+    fn read(value: &Value, path: &Path<'_>, expected: &str) -> Result<Self, ConfigError> {
         match value {
             Value::String(text) => Ok(Self::One(text.clone())),
             Value::Array(_) => Vec::from_json(value, path).map(Self::Many),
-            other => Err(schema::invalid_type(other, path, "a string or an array of strings")),
+            other => Err(schema::invalid_type(other, path, expected)),
         }
+    }
+}
+
+impl FromJson for OneOrMany {
+    fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
+        Self::read(value, path, "a string or an array of strings")
     }
 }
 
 impl FromJson for ClaimPath {
     fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
-        match value {
-            Value::String(text) => Ok(Self::Dotted(text.clone())),
-            Value::Array(_) => Vec::from_json(value, path).map(Self::Segments),
-            other => Err(schema::invalid_type(other, path, "a claim name, or an array of path segments")),
-        }
+        Ok(match OneOrMany::read(value, path, "a claim name, or an array of path segments")? {
+            OneOrMany::One(text) => Self::Dotted(text),
+            OneOrMany::Many(segments) => Self::Segments(segments),
+        })
     }
 }
 
 impl FromJson for StringMatcher {
-    /// One member naming the kind of match: `{"prefix": "user:"}`.
+    /// Reads an object with one member that names the kind of match: `{"prefix": "user:"}`.
     fn from_json(value: &Value, path: &Path<'_>) -> Result<Self, ConfigError> {
         const VARIANTS: [&str; 4] = ["exact", "prefix", "suffix", "contains"];
         let Value::Object(members) = value else {

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 /// A hash map with [`IdHasher`].
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-/// FxHash: each 64-bit word is mixed in by a rotation, an exclusive or and a multiplication.
+/// A hasher with FxHash's mixing: each 64-bit word goes in by a rotation, an exclusive or
+/// and a multiplication.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdHasher(u64);
 
