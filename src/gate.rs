@@ -743,6 +743,11 @@ fn header_value(value: &Value) -> Option<String> {
 
 /// Copies `text` with control characters replaced by spaces.
 fn without_controls(text: &str) -> String {
+    // Control characters are U+0000 to U+001F, U+007F and U+0080 to U+009F, which UTF-8
+    // writes as C2 80 to C2 9F. Text without those bytes is copied as it is.
+    if !text.bytes().any(|byte| byte < 0x20 || byte == 0x7f || byte == 0xc2) {
+        return String::from(text);
+    }
     text.chars().map(|character| if character.is_control() { ' ' } else { character }).collect()
 }
 

@@ -13,7 +13,7 @@
 //! answer hides a revocation); after it, the endpoint is asked again. Without a usable
 //! answer the request fails closed with `introspection_unavailable`.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::BTreeSet;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::claims::{self, Claims};
 use crate::error::VerifyError;
+use crate::idmap::IdMap;
 use crate::json;
 use crate::keycache::Backoff;
 use crate::policy::Policy;
@@ -303,17 +304,27 @@ struct Entry {
     stamp: u64,
 }
 
-type Key = (usize, TokenDigest);
+/// A cache key: the provider and a keyed hash of the token's digest, of the type of the
+/// verified-token cache's keys (`gate::cache`), so that the B-tree code of the recency
+/// index is compiled once for both caches.
+pub type Key = (usize, [u8; 16]);
 
 /// Introspection answers by provider and token digest, bounded in number and estimated
 /// memory; the least recently used answer is evicted first. The token itself is never
 /// stored.
+///
+/// Entries are found by SipHash-2-4 (128-bit output) of the digest under the cache's hash
+/// key. With a random key, which [`IntrospectionCache::with_hash_key`] sets, a client
+/// cannot aim its tokens at one bucket of the hash map; a second token with a cached
+/// token's key would still need that token's digest.
 #[derive(Debug)]
 pub struct IntrospectionCache {
     max_entries: usize,
     max_bytes: usize,
-    entries: BTreeMap<Key, Entry>,
-    recency: BTreeMap<u64, Key>,
+    hash_key: [u8; 16],
+    entries: IdMap<Key, Entry>,
+    /// (stamp, key) pairs, least recently used first.
+    recency: BTreeSet<(u64, Key)>,
     bytes: usize,
     next_stamp: u64,
 }
@@ -327,13 +338,25 @@ impl Default for IntrospectionCache {
 impl IntrospectionCache {
     /// Creates an empty cache with these bounds.
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        Self { max_entries, max_bytes, entries: BTreeMap::new(), recency: BTreeMap::new(), bytes: 0, next_stamp: 0 }
+        Self { max_entries, max_bytes, hash_key: [0; 16], entries: IdMap::default(), recency: BTreeSet::new(), bytes: 0, next_stamp: 0 }
+    }
+
+    /// Returns this cache with `hash_key`, which should be random and secret, as the key of
+    /// the hash that finds entries.
+    #[must_use]
+    pub fn with_hash_key(self, hash_key: [u8; 16]) -> Self {
+        Self { hash_key, ..self }
+    }
+
+    /// Returns the key of the entry for `provider` and `digest`.
+    pub fn key(&self, provider: usize, digest: &TokenDigest) -> Key {
+        (provider, crate::siphash::hash128(&self.hash_key, digest))
     }
 
     /// Returns the answer for `provider` and `digest` at `now_ms`. Entries past their
     /// usable time are removed.
     pub fn get(&mut self, provider: usize, digest: &TokenDigest, now_ms: u64) -> Cached {
-        let key = (provider, *digest);
+        let key = self.key(provider, digest);
         let (fresh, usable) = match self.entries.get(&key) {
             None => return Cached::Missing,
             Some(entry) => (now_ms < entry.fresh_until_ms, now_ms < entry.usable_until_ms),
@@ -345,9 +368,9 @@ impl IntrospectionCache {
         self.next_stamp = self.next_stamp.wrapping_add(1);
         let stamp = self.next_stamp;
         let Some(entry) = self.entries.get_mut(&key) else { return Cached::Missing };
-        self.recency.remove(&entry.stamp);
+        self.recency.remove(&(entry.stamp, key));
         entry.stamp = stamp;
-        self.recency.insert(stamp, key);
+        self.recency.insert((stamp, key));
         let answer = Arc::clone(&entry.answer);
         if fresh { Cached::Fresh(answer) } else { Cached::Stale(answer) }
     }
@@ -372,7 +395,7 @@ impl IntrospectionCache {
         if cost > self.max_bytes / 8 {
             return;
         }
-        let key = (provider, digest);
+        let key = self.key(provider, &digest);
         self.remove(&key);
         while self.entries.len() >= self.max_entries || self.bytes.saturating_add(cost) > self.max_bytes {
             let Some((_, oldest)) = self.recency.pop_first() else { break };
@@ -380,7 +403,7 @@ impl IntrospectionCache {
         }
         self.next_stamp = self.next_stamp.wrapping_add(1);
         let stamp = self.next_stamp;
-        self.recency.insert(stamp, key);
+        self.recency.insert((stamp, key));
         self.bytes = self.bytes.saturating_add(cost);
         self.entries.insert(key, Entry { answer, fresh_until_ms, usable_until_ms, cost, stamp });
     }
@@ -405,7 +428,7 @@ impl IntrospectionCache {
 
     fn remove(&mut self, key: &Key) {
         if let Some(entry) = self.entries.remove(key) {
-            self.recency.remove(&entry.stamp);
+            self.recency.remove(&(entry.stamp, *key));
             self.bytes = self.bytes.saturating_sub(entry.cost);
         }
     }

@@ -69,6 +69,7 @@ pub mod dpop;
 pub mod envoy;
 pub mod error;
 pub mod gate;
+pub mod idmap;
 pub mod introspection;
 pub mod json;
 pub mod jwks;
@@ -77,6 +78,7 @@ pub mod pkce;
 pub mod policy;
 pub mod revocation;
 mod schema;
+pub mod siphash;
 pub mod token;
 pub mod verify;
 #[cfg(feature = "web")]

@@ -10,7 +10,7 @@
 //! Headers the gate adds to responses (a fresh `DPoP-Nonce`) are kept with the stream and
 //! written in `proxy_on_response_headers`.
 
-use super::map::IdMap;
+use crate::idmap::IdMap;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;

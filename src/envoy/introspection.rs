@@ -20,7 +20,6 @@
 //! Responses larger than [`MAX_SHARED_ANSWER_BYTES`] stay in the worker that fetched them.
 //! A lost compare-and-swap race only means another worker calls again.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -30,6 +29,7 @@ use super::keys::{digest_u64, jitter, read_response, read_u32, read_u64, FetchTa
 use super::metrics::{self, Counters};
 use crate::config::Provider;
 use crate::gate::IntrospectionLookup;
+use crate::idmap::IdMap;
 use crate::introspection::{
     self, next_step, Cached, EndpointHealth, IntrospectionAnswer, IntrospectionCache, IntrospectionSettings, NextStep, TokenDigest,
     MAX_RESPONSE_BYTES,
@@ -65,8 +65,8 @@ pub struct Introspector {
     target: FetchTarget,
     cache: IntrospectionCache,
     health: EndpointHealth,
-    /// Calls in flight: token digest to call token, and when each started.
-    in_flight: BTreeMap<TokenDigest, (u32, u64)>,
+    /// Calls in flight: cache key of the token to call token, and when each started.
+    in_flight: IdMap<introspection::Key, (u32, u64)>,
     shared_prefix: String,
     /// Counters this state increments itself, for calls the host rejects: the root never
     /// sees those calls finish.
@@ -142,6 +142,20 @@ pub enum CallResult {
     Failed(String),
 }
 
+/// Returns a random key for the answer cache's hash. Without a random source the clock
+/// stands in: a client that guessed it could crowd the cache's hash map, but reaching a
+/// cached answer still takes the token.
+fn random_key() -> [u8; 16] {
+    let mut key = [0u8; 16];
+    if getrandom::getrandom(&mut key).is_err() {
+        let now = abi::now_nanos().unwrap_or(0).to_le_bytes();
+        for (byte, clock) in key.iter_mut().zip(now) {
+            *byte = clock;
+        }
+    }
+    key
+}
+
 impl Introspector {
     /// Creates the state for provider `index`.
     ///
@@ -160,9 +174,9 @@ impl Introspector {
             index,
             settings: settings.clone(),
             target,
-            cache: IntrospectionCache::default(),
+            cache: IntrospectionCache::default().with_hash_key(random_key()),
             health: EndpointHealth::default(),
-            in_flight: BTreeMap::new(),
+            in_flight: IdMap::default(),
             shared_prefix: alloc::format!("portcullis/{}/{source_id:016x}/introspection/", provider.name),
             counters: Counters::default(),
         })
@@ -199,7 +213,7 @@ impl Introspector {
             NextStep::Fail(reason) => IntrospectionLookup::Unavailable(reason),
             NextStep::Call => {
                 // A call that outlived twice its timeout is given up and made again.
-                let running = self.in_flight.get(&digest).is_some_and(|(_, since)| now_ms < since.saturating_add(self.pending_timeout_ms()));
+                let running = self.in_flight.get(&self.cache.key(self.index, &digest)).is_some_and(|(_, since)| now_ms < since.saturating_add(self.pending_timeout_ms()));
                 if running {
                     return IntrospectionLookup::Pending;
                 }
@@ -227,7 +241,7 @@ impl Introspector {
         let timeout = u32::try_from(self.settings.timeout_ms).unwrap_or(u32::MAX);
         match abi::http_call(&self.target.cluster, &headers, request.body.as_bytes(), timeout) {
             Ok(call) => {
-                self.in_flight.insert(*digest, (call, now_ms));
+                self.in_flight.insert(self.cache.key(self.index, digest), (call, now_ms));
                 Ok(call)
             }
             Err(error) => {
@@ -245,12 +259,12 @@ impl Introspector {
 
     /// Returns whether `call` is this provider's call in flight for `digest`.
     pub fn owns_call(&self, call: u32, digest: &TokenDigest) -> bool {
-        self.in_flight.get(digest).is_some_and(|(in_flight, _)| *in_flight == call)
+        self.in_flight.get(&self.cache.key(self.index, digest)).is_some_and(|(in_flight, _)| *in_flight == call)
     }
 
     /// Handles the response to the call for `digest`.
     pub fn finish_call(&mut self, digest: &TokenDigest, header_count: usize, body_size: usize, now_ms: u64) -> CallResult {
-        self.in_flight.remove(digest);
+        self.in_flight.remove(&self.cache.key(self.index, digest));
         let result = read_response("introspection endpoint", header_count, body_size, MAX_RESPONSE_BYTES)
             .and_then(|body| introspection::parse_response(&body).map(|answer| (answer, body)));
         match result {
@@ -343,8 +357,12 @@ impl Introspector {
                 .into_iter()
                 .filter(|entry| entry.digest != digest && now_ms < entry.usable_until_ms)
                 .collect();
-            other_entries.sort_by_key(|entry| core::cmp::Reverse(entry.usable_until_ms));
-            other_entries.truncate(SLOT_ENTRIES - 1);
+            // Room for the new entry: drop the entries that expire first. A slot holds a
+            // handful, so a scan costs less code than a sort.
+            while other_entries.len() >= SLOT_ENTRIES {
+                let Some(first) = other_entries.iter().enumerate().min_by_key(|(_, entry)| entry.usable_until_ms).map(|(at, _)| at) else { break };
+                other_entries.swap_remove(first);
+            }
             let mut value = Vec::new();
             for entry in &other_entries {
                 encode_entry(&mut value, entry.digest, entry.fresh_until_ms, entry.usable_until_ms, entry.body);

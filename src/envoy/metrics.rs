@@ -6,7 +6,7 @@
 //! fixed list, a configuration with P providers defines at most about 40 × (P + 1)
 //! counters.
 
-use super::map::IdMap;
+use crate::idmap::IdMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 

@@ -16,7 +16,6 @@ mod dpop;
 mod filter;
 mod introspection;
 mod keys;
-mod map;
 mod metrics;
 mod revocation;
 mod shared;

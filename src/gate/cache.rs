@@ -16,11 +16,12 @@
 //! recently used entry is evicted first. The cache does no I/O, reads no clock and takes
 //! its hash key from the adapter.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 
+use crate::idmap::IdMap;
+
 use sha2::{Digest, Sha256};
-use siphasher::sip128::{Hasher128, SipHasher24};
 
 use crate::verify::VerifiedToken;
 
@@ -97,7 +98,9 @@ struct Entry {
 pub struct TokenCache {
     limits: CacheLimits,
     hash_key: [u8; HASH_KEY_BYTES],
-    entries: BTreeMap<Key, Entry>,
+    /// Entries by key. A hash map is safe here: the keys are keyed hashes, which a client
+    /// cannot aim at one bucket without the hash key.
+    entries: IdMap<Key, Entry>,
     /// Keys by an earlier use, oldest first. A hit only records its stamp in the entry;
     /// eviction moves an entry used since it was queued to its last use before it
     /// evicts anything, so it still evicts the least recently used entry.
@@ -144,9 +147,7 @@ impl TokenCache {
     /// Returns the name of a token's entry: SipHash-2-4 with a 128-bit output, keyed with
     /// this cache's hash key.
     pub fn hash_token(&self, token: &str) -> TokenHash {
-        let mut hasher = SipHasher24::new_with_key(&self.hash_key);
-        core::hash::Hasher::write(&mut hasher, token.as_bytes());
-        hasher.finish128().as_bytes()
+        crate::siphash::hash128(&self.hash_key, token.as_bytes())
     }
 
     /// Returns the entry of `provider` for the token with hash `hash`, if it was verified
