@@ -713,8 +713,8 @@ pub(crate) fn parse_document<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError
         return Err(ConfigError::too_large(bytes.len()));
     }
     let value = crate::json::parse_value(bytes).map_err(|error| {
-        let path = if error.is_data() { crate::json::path_at(bytes, error.line(), error.column()) } else { String::new() };
-        let message = crate::json::without_values(&error.to_string());
+        let path = if error.is_syntax() { String::new() } else { crate::json::path_at(bytes, error.line(), error.column()) };
+        let message = error.to_string();
         if path.is_empty() {
             ConfigError::Syntax { message }
         } else {
