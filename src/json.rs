@@ -708,8 +708,8 @@ impl Big {
 
 /// Returns the path (`providers.idp.audience`, `rules[0].requires`) of the member or
 /// element that a parser at `line` and `column` was reading, or an empty string at the top
-/// level. serde_json's errors report that position, with `column` counting the bytes of the
-/// line read so far.
+/// level. [`JsonError::line`] and [`JsonError::column`] give that position: the scan reads
+/// the line up to and including the byte at `column`, counted from 1.
 ///
 /// The scan follows only brackets, commas, colons and strings, so it gives a path for any
 /// prefix of a document, valid or not. Escapes in member names are left as written.
