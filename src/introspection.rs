@@ -13,7 +13,7 @@
 //! answer hides a revocation); after it, the endpoint is asked again. Without a usable
 //! answer the request fails closed with `introspection_unavailable`.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -24,7 +24,6 @@ use zeroize::Zeroizing;
 
 use crate::claims::{self, Claims};
 use crate::error::VerifyError;
-use crate::idmap::IdMap;
 use crate::json;
 use crate::keycache::Backoff;
 use crate::policy::Policy;
@@ -315,14 +314,16 @@ pub type Key = (usize, [u8; 16]);
 ///
 /// Entries are found by SipHash-2-4 (128-bit output) of the digest under the cache's hash
 /// key. With a random key, which [`IntrospectionCache::with_hash_key`] sets, a client
-/// cannot aim its tokens at one bucket of the hash map; a second token with a cached
-/// token's key would still need that token's digest.
+/// cannot aim its tokens at one bucket of the calls-in-flight map that the Envoy adapter
+/// keys the same way; a second token with a cached token's key would still need that
+/// token's digest.
 #[derive(Debug)]
 pub struct IntrospectionCache {
     max_entries: usize,
     max_bytes: usize,
     hash_key: [u8; 16],
-    entries: IdMap<Key, Entry>,
+    /// Answers by key; a B-tree for the reason the verified-token cache gives.
+    entries: BTreeMap<Key, Entry>,
     /// (stamp, key) pairs, least recently used first.
     recency: BTreeSet<(u64, Key)>,
     bytes: usize,
@@ -338,7 +339,7 @@ impl Default for IntrospectionCache {
 impl IntrospectionCache {
     /// Creates an empty cache with these bounds.
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        Self { max_entries, max_bytes, hash_key: [0; 16], entries: IdMap::default(), recency: BTreeSet::new(), bytes: 0, next_stamp: 0 }
+        Self { max_entries, max_bytes, hash_key: [0; 16], entries: BTreeMap::new(), recency: BTreeSet::new(), bytes: 0, next_stamp: 0 }
     }
 
     /// Returns this cache with `hash_key`, which should be random and secret, as the key of

@@ -16,10 +16,9 @@
 //! recently used entry is evicted first. The cache does no I/O, reads no clock and takes
 //! its hash key from the adapter.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 
-use crate::idmap::IdMap;
 
 use sha2::{Digest, Sha256};
 
@@ -98,9 +97,10 @@ struct Entry {
 pub struct TokenCache {
     limits: CacheLimits,
     hash_key: [u8; HASH_KEY_BYTES],
-    /// Entries by key. A hash map is safe here: the keys are keyed hashes, which a client
-    /// cannot aim at one bucket without the hash key.
-    entries: IdMap<Key, Entry>,
+    /// Entries by key. A B-tree rather than a hash map: a bounded hash map whose entries
+    /// come and go reallocates its table at twice the size once deleted slots fill it,
+    /// long after the cache is full, while a B-tree's memory stays flat.
+    entries: BTreeMap<Key, Entry>,
     /// Keys by an earlier use, oldest first. A hit only records its stamp in the entry;
     /// eviction moves an entry used since it was queued to its last use before it
     /// evicts anything, so it still evicts the least recently used entry.
