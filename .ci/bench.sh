@@ -47,6 +47,7 @@ node "$root/js/bench/page.mjs" \
   --runs "${run_dirs[@]}" \
   --sizes "$root/docs/sizes-npm.json" \
   --filter "$root/target/filter/portcullis.wasm" \
+  --filter-z "$root/target/filter-z/portcullis.wasm" \
   --bench-wasm "$bench_wasm" \
   --docs "$root/docs" \
   --command "make bench (.ci/bench.sh, BENCH_RUNS=$runs)" \

@@ -6,8 +6,8 @@
 //! The hash is FxHash's rotate, exclusive or and multiply, not a keyed SipHash, which
 //! made a filter cache hit 0.4 µs slower. A client cannot crowd one bucket of these maps:
 //! the host picks the ids, the operator the names, and a client cannot predict a keyed
-//! hash such as the verified-token cache's. Maps keyed by anything a client controls stay
-//! B-trees.
+//! hash such as the one that names introspection calls in flight. Maps keyed by anything a
+//! client controls stay B-trees, and so do the bounded caches (`gate::cache`).
 
 use core::hash::{BuildHasherDefault, Hasher};
 

@@ -3,13 +3,15 @@
 //
 // Usage: node js/bench/page.mjs --runs RUN_DIR... --sizes docs/sizes-npm.json
 //          --filter FILTER_WASM --bench-wasm BENCH_WASM --docs DOCS_DIR --command TEXT
-//          [--criterion CRITERION_DIR --criterion-command TEXT]
+//          [--filter-z FILTER_Z_WASM] [--criterion CRITERION_DIR --criterion-command TEXT]
 //        node js/bench/page.mjs --refresh --docs DOCS_DIR
 // Each RUN_DIR holds rust.json (tests/bench/verify.rs) and node.json (js/bench/verify.mjs).
 // The page's main table is the first run; the spread table compares every run's medians.
 // CRITERION_DIR is criterion's output folder ($CARGO_TARGET_DIR/criterion) after
 // `cargo bench --bench criterion_verify` (tests/bench/criterion.rs). The fuzzing section
-// comes from DOCS_DIR/bench/fuzz.json (tests/fuzz/record.sh).
+// comes from DOCS_DIR/bench/fuzz.json (tests/fuzz/record.sh). FILTER_Z_WASM is the
+// opt-level z filter (`make filter-z`), whose size gets a row of the size table. Its times
+// come from DOCS_DIR/bench/filter-z/filter.json.
 // With --refresh only the sections drawn from DOCS_DIR/bench/*.json (Envoy filter, soak,
 // edge worker, fuzzing) are written again, into the page that is there, so a finished
 // fuzz run or `make bench-envoy` lands on the page without measuring everything again.
@@ -142,6 +144,7 @@ if (options.refresh) {
 const info = machine();
 const sizes = readJson(options.sizes);
 const filterSize = existsSync(options.filter) ? fileSize(options.filter) : null;
+const filterZSize = options['filter-z'] && existsSync(options['filter-z']) ? fileSize(options['filter-z']) : null;
 const benchWasmSize = options['bench-wasm'] && existsSync(options['bench-wasm']) ? fileSize(options['bench-wasm']) : null;
 const date = new Date().toISOString();
 const criterion = options.criterion ? readCriterion(options.criterion, rows.map((row) => row.name)) : null;
@@ -161,7 +164,7 @@ writeFileSync(
       node: { node: runs[0].node.node, v8: runs[0].node.v8, jose: runs[0].node.jose, tsndr: runs[0].node.tsndr },
       goals_us: GOALS,
       runs: runRows,
-      sizes: { filter: filterSize, bench_module: benchWasmSize, npm: sizes.entries },
+      sizes: { filter: filterSize, filter_z: filterZSize, bench_module: benchWasmSize, npm: sizes.entries },
       criterion,
     },
     null,
@@ -267,6 +270,7 @@ for (const [entry, measured] of Object.entries(sizes.entries ?? {})) {
   out(`| npm \`${entry}\`: wasm + web glue | ${kib(measured.webDownload.raw)} | ${kib(measured.webDownload.gzip)} | |`);
 }
 if (filterSize) out(`| Envoy filter (\`make filter\`) | ${kib(filterSize.raw)} | ${kib(filterSize.gzip)} | ≤ 400 KiB |`);
+if (filterZSize) out(`| Envoy filter (\`make filter FILTER_OPT_LEVEL=z\`) | ${kib(filterZSize.raw)} | ${kib(filterZSize.gzip)} | ≤ 400 KiB |`);
 if (benchWasmSize) out(`| bench module (tests/bench-wasm) | ${kib(benchWasmSize.raw)} | ${kib(benchWasmSize.gzip)} | |`);
 out();
 out(`npm sizes from \`docs/sizes-npm.json\` (written by \`make pkg\`, toolchain ${Object.values(sizes.toolchain ?? {}).join(', ')}).`);
@@ -279,6 +283,7 @@ console.error(`page: wrote ${join(options.docs, 'benchmarks.md')}`);
 function otherMeasurements(out) {
   const bench = join(options.docs, 'bench');
   const filter = existsSync(join(bench, 'filter.json')) ? readJson(join(bench, 'filter.json')) : null;
+  const filterZ = existsSync(join(bench, 'filter-z', 'filter.json')) ? readJson(join(bench, 'filter-z', 'filter.json')) : null;
   const soak = existsSync(join(bench, 'soak.json')) ? readJson(join(bench, 'soak.json')) : null;
   const worker = existsSync(join(bench, 'worker.json')) ? readJson(join(bench, 'worker.json')) : null;
   const fuzz = existsSync(join(bench, 'fuzz.json')) ? readJson(join(bench, 'fuzz.json')) : null;
@@ -287,29 +292,17 @@ function otherMeasurements(out) {
   if (!filter) {
     out('No `docs/bench/filter.json` yet (`make bench-envoy`).');
   } else {
-    out(`${filter.description}`);
+    filterTable(out, filter);
+  }
+  if (filterZ) {
     out();
-    out(`- Command: \`${filter.command}\`; date ${filter.date}; ${filter.engine}`);
+    out('### The size-tuned build');
     out();
-    const formatOptional = (value) => (value === undefined ? '–' : format(value));
-    out('| case | alg | guest µs per request | of which filter code | of which host calls | host and guest µs | requests |');
-    out('|---|---|---:|---:|---:|---:|---:|');
-    for (const result of filter.results ?? []) {
-      out(
-        `| ${result.case} | ${result.alg ?? '–'} | ${format(result.guest_us_per_request)} | ${formatOptional(result.guest_code_us_per_request)} | ${formatOptional(result.host_calls_us_per_request)} | ${format(result.host_and_guest_us_per_request)} | ${result.requests} |`,
-      );
-    }
-    const hit = (filter.results ?? []).filter((result) => result.case === 'cache_hit');
-    if (hit.length) {
-      out();
-      const verdict = (value) => (value <= 3 ? 'met' : 'not met');
-      const describe = (result) => {
-        const code = result.guest_code_us_per_request;
-        const split = code === undefined ? '' : `; the filter's own code ${format(code)} µs (${verdict(code)})`;
-        return `${result.alg}: guest time with the stand-in's host calls ${format(result.guest_us_per_request)} µs (${verdict(result.guest_us_per_request)})${split}`;
-      };
-      out(`Goal: a request with a verified-token cache hit ≤ 3 µs of wasm time. ${hit.map(describe).join('; ')}.`);
-    }
+    const bytes = filterZ.filter?.bytes ?? 0;
+    const within = bytes <= 400 * 1000 ? 'within the size goal of 400 KB (400,000 bytes)' : 'over the size goal of 400 KB';
+    out(`The same measurements of \`${filterZ.filter?.build}\` (\`docs/bench/filter-z/filter.json\`): ${bytes.toLocaleString('en-US')} bytes, ${within}. The default build above is the faster one.`);
+    out();
+    filterTable(out, filterZ);
   }
   out();
   out('## Envoy filter: soak');
@@ -514,4 +507,32 @@ function svgChart(chartRows) {
   parts.push(`<text x="${left + plotWidth / 2}" y="${height - 8}" text-anchor="middle">microseconds</text>`);
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
+}
+
+// Writes the table and the cache-hit verdict of one filter.json.
+function filterTable(out, filter) {
+  out(`${filter.description}`);
+  out();
+  out(`- Command: \`${filter.command}\`; date ${filter.date}; ${filter.engine}`);
+  out(`- Filter: ${filter.filter?.bytes?.toLocaleString('en-US')} bytes, built by \`${filter.filter?.build}\``);
+  out();
+  const formatOptional = (value) => (value === undefined ? '–' : format(value));
+  out('| case | alg | guest µs per request | of which filter code | of which host calls | host and guest µs | requests |');
+  out('|---|---|---:|---:|---:|---:|---:|');
+  for (const result of filter.results ?? []) {
+    out(
+      `| ${result.case} | ${result.alg ?? '–'} | ${format(result.guest_us_per_request)} | ${formatOptional(result.guest_code_us_per_request)} | ${formatOptional(result.host_calls_us_per_request)} | ${format(result.host_and_guest_us_per_request)} | ${result.requests} |`,
+    );
+  }
+  const hit = (filter.results ?? []).filter((result) => result.case === 'cache_hit');
+  if (hit.length) {
+    out();
+    const verdict = (value) => (value <= 3 ? 'met' : 'not met');
+    const describe = (result) => {
+      const code = result.guest_code_us_per_request;
+      const split = code === undefined ? '' : `; the filter's own code ${format(code)} µs (${verdict(code)})`;
+      return `${result.alg}: guest time with the stand-in's host calls ${format(result.guest_us_per_request)} µs (${verdict(result.guest_us_per_request)})${split}`;
+    };
+    out(`Goal: a request with a verified-token cache hit ≤ 3 µs of wasm time. ${hit.map(describe).join('; ')}.`);
+  }
 }
