@@ -103,6 +103,7 @@ bench: install filter pkg bench-envoy
 bench-envoy: install filter filter-z
 	$(CARGO) bench --bench envoy_filter
 	PORTCULLIS_FILTER_WASM=$(FILTER_Z_WASM) PORTCULLIS_FILTER_BUILD='make filter FILTER_OPT_LEVEL=z (opt-level "z", $(FILTER_Z_RUSTC_FLAGS))' \
+	  PORTCULLIS_FILTER_COMMAND='make bench-envoy (PORTCULLIS_FILTER_WASM=$(FILTER_Z_WASM) cargo bench --bench envoy_filter -- filter --out-dir docs/bench/filter-z)' \
 	  $(CARGO) bench --bench envoy_filter -- filter --out-dir docs/bench/filter-z
 
 clean:

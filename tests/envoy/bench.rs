@@ -223,16 +223,18 @@ fn bench_filter(out_dir: &Path) {
     }
 
     let wasm = fixture::filter_wasm();
-    // PORTCULLIS_FILTER_BUILD names the build of a module that PORTCULLIS_FILTER_WASM picks.
+    // PORTCULLIS_FILTER_BUILD and PORTCULLIS_FILTER_COMMAND name the build and the command
+    // when PORTCULLIS_FILTER_WASM picks another module.
     let build = std::env::var("PORTCULLIS_FILTER_BUILD").unwrap_or_else(|_| {
         String::from("make filter (cargo rustc --lib --profile wasm-release --target wasm32-wasip1 --features envoy --crate-type cdylib, then wasm-opt -Oz --strip-producers)")
     });
+    let command = std::env::var("PORTCULLIS_FILTER_COMMAND").unwrap_or_else(|_| String::from("make bench-envoy (cargo bench --bench envoy_filter -- filter)"));
     let (machine, date) = machine();
     write_json(
         &out_dir.join("filter.json"),
         &json!({
             "description": "Time per request of the portcullis Envoy filter in the proxy-wasm stand-in (tests/host): guest_us_per_request is the time inside the filter's callbacks (context create, request headers, log, done, delete), host calls included; host_and_guest_us_per_request adds the stand-in's own work. For the cases without a signature check, a second VM times every host call. It splits the guest time into guest_code_us_per_request (the filter's own wasm code, the guest allocator included) and host_calls_us_per_request (the stand-in's implementation of the host calls, which Envoy implements differently). The two clock reads per host call make their sum larger than guest_us_per_request. cache_miss_full_verification sends a distinct token per request, so each is verified in full and stored in the cache.",
-            "command": "make bench-envoy (cargo bench --bench envoy_filter -- filter)",
+            "command": command,
             "date": date,
             "machine": machine,
             "engine": "wasmtime 48.0.10 with Cranelift opt_level speed, one VM, manual clock; Envoy's default runtime is V8",
