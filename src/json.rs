@@ -122,7 +122,7 @@ impl fmt::Display for JsonErrorKind {
             Self::ExpectedCommaOrBracket => "expected `,` or `]`",
             Self::ExpectedCommaOrBrace => "expected `,` or `}`",
             Self::TrailingComma => "trailing comma",
-            Self::KeyMustBeString => "key must be a string",
+            Self::KeyMustBeString => "expected a member name in double quotes",
             Self::InvalidNumber => "invalid number",
             Self::NumberOutOfRange => "number out of range",
             Self::InvalidEscape => "invalid escape",

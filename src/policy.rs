@@ -57,7 +57,7 @@ impl FromJson for DurationMs {
             Value::Number(number) if number.is_i64() => Err(schema::error(path, String::from("duration must not be negative"))),
             // The message leaves the text out, as every configuration error does.
             Value::String(text) => parse_duration(text)
-                .ok_or_else(|| schema::error(path, String::from("invalid duration: expected a number followed by ms, s, m or h"))),
+                .ok_or_else(|| schema::error(path, String::from("invalid duration: expected a number of seconds, or a string of a number followed by ms, s, m or h"))),
             other => Err(schema::invalid_type(other, path, EXPECTED)),
         }
     }

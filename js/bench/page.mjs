@@ -269,8 +269,10 @@ for (const [entry, measured] of Object.entries(sizes.entries ?? {})) {
   out(`| npm \`${entry}\`: wasm | ${kib(measured.wasm.raw)} | ${kib(measured.wasm.gzip)} | ${entryGoal[entry] ?? ''} |`);
   out(`| npm \`${entry}\`: wasm + web glue | ${kib(measured.webDownload.raw)} | ${kib(measured.webDownload.gzip)} | |`);
 }
-if (filterSize) out(`| Envoy filter (\`make filter\`) | ${kib(filterSize.raw)} | ${kib(filterSize.gzip)} | ≤ 400 KiB |`);
-if (filterZSize) out(`| Envoy filter (\`make filter FILTER_OPT_LEVEL=z\`) | ${kib(filterZSize.raw)} | ${kib(filterZSize.gzip)} | ≤ 400 KiB |`);
+// The filter's size goal is 400 KB; a verdict against 400,000 bytes holds for KiB too.
+const filterGoal = (size) => `≤ 400 KB (400,000 bytes): ${size.raw <= 400000 ? 'met' : 'not met'}`;
+if (filterSize) out(`| Envoy filter (\`make filter\`) | ${kib(filterSize.raw)} | ${kib(filterSize.gzip)} | ${filterGoal(filterSize)} |`);
+if (filterZSize) out(`| Envoy filter (\`make filter FILTER_OPT_LEVEL=z\`) | ${kib(filterZSize.raw)} | ${kib(filterZSize.gzip)} | ${filterGoal(filterZSize)} |`);
 if (benchWasmSize) out(`| bench module (tests/bench-wasm) | ${kib(benchWasmSize.raw)} | ${kib(benchWasmSize.gzip)} | |`);
 out();
 out(`npm sizes from \`docs/sizes-npm.json\` (written by \`make pkg\`, toolchain ${Object.values(sizes.toolchain ?? {}).join(', ')}).`);
