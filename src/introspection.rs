@@ -313,16 +313,16 @@ pub type Key = (usize, [u8; 16]);
 /// stored.
 ///
 /// Entries are found by SipHash-2-4 (128-bit output) of the digest under the cache's hash
-/// key. With a random key, which [`IntrospectionCache::with_hash_key`] sets, a client
-/// cannot aim its tokens at one bucket of the calls-in-flight map that the Envoy adapter
-/// keys the same way; a second token with a cached token's key would still need that
-/// token's digest.
+/// key, which [`IntrospectionCache::with_hash_key`] sets. With a random key, a client cannot
+/// aim its tokens at one bucket of the Envoy adapter's map of calls in flight, which uses
+/// the same keys. A second token with a cached token's key would still need that token's
+/// digest.
 #[derive(Debug)]
 pub struct IntrospectionCache {
     max_entries: usize,
     max_bytes: usize,
     hash_key: [u8; 16],
-    /// Answers by key; a B-tree for the reason the verified-token cache gives.
+    /// Entries by key, in a B-tree for the reason that the verified-token cache gives.
     entries: BTreeMap<Key, Entry>,
     /// (stamp, key) pairs, least recently used first.
     recency: BTreeSet<(u64, Key)>,

@@ -528,8 +528,8 @@ const MAX_SIGNIFICANT_DIGITS: usize = 800;
 /// the Envoy filter at opt-level `z`. Here an approximation in floating point is moved
 /// one step at a time to the correctly rounded value, by comparing the exact decimal
 /// with the midpoints between neighbouring `f64` values in integer arithmetic. For up to
-/// 15 digits and an exponent of at most 22 in magnitude, the approximation is exact and
-/// no comparison is needed; other numbers are rare in tokens and configuration.
+/// 15 digits and an exponent of at most 22 in magnitude, the approximation is exact, so no
+/// comparison is needed. Other numbers are rare in tokens and configuration.
 fn decimal_to_f64(mut digits: Vec<u8>, mut exponent: i64) -> Option<f64> {
     let leading_zeros = digits.iter().take_while(|&&digit| digit == 0).count();
     digits.drain(..leading_zeros);

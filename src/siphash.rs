@@ -1,9 +1,9 @@
 //! SipHash-2-4 with a 128-bit output, the keyed hash that names the entries of the
 //! verified-token cache and the introspection cache.
 //!
-//! A cache hit hashes the whole token, so this runs on every request. The Envoy filter is
-//! built for size, and the rounds of a general hasher stay calls there; here the rounds are
-//! written out, and one call hashes a whole byte string.
+//! A cache hit hashes the whole token, so this runs on every request. In the Envoy filter,
+//! which is built for size, a general hasher's rounds stay function calls. Here the rounds
+//! are written out, and one call hashes a whole byte string.
 //! The output equals the `siphasher` crate's `SipHasher24::finish128().as_bytes()` after
 //! one `write` of the same bytes; the tests compare them.
 
@@ -26,7 +26,7 @@ macro_rules! sip_round {
     };
 }
 
-/// Reads 8 bytes as a little-endian word; missing bytes count as zero.
+/// Reads up to 8 bytes as a little-endian word. Missing bytes count as zero.
 #[inline(always)]
 fn word(bytes: &[u8]) -> u64 {
     let mut word = 0u64;
@@ -85,7 +85,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_reference_for_every_length_and_many_keys() {
+    fn hash128_matches_reference_crate() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             seed ^= seed << 13;
@@ -102,7 +102,7 @@ mod tests {
     }
 
     #[test]
-    fn reference_vector() {
+    fn hash128_reference_vector() {
         // The first 128-bit vector of the SipHash reference code: key 00..0f, empty message.
         let key: [u8; 16] = core::array::from_fn(|index| index as u8);
         let expected = [0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93];

@@ -65,7 +65,7 @@ pub struct Introspector {
     target: FetchTarget,
     cache: IntrospectionCache,
     health: EndpointHealth,
-    /// Calls in flight: cache key of the token to call token, and when each started.
+    /// Calls in flight: the cache key of the token, to the call token and the start time.
     in_flight: IdMap<introspection::Key, (u32, u64)>,
     shared_prefix: String,
     /// Counters this state increments itself, for calls the host rejects: the root never
@@ -142,9 +142,9 @@ pub enum CallResult {
     Failed(String),
 }
 
-/// Returns a random key for the answer cache's hash. Without a random source the clock
-/// stands in: a client that guessed it could crowd the cache's hash map, but reaching a
-/// cached answer still takes the token.
+/// Returns a random key for the cache's keyed hash. Without a random source the clock is
+/// used instead. A client that guessed it could crowd the map of calls in flight, but
+/// reaching a cached response still takes the token.
 fn random_key() -> [u8; 16] {
     let mut key = [0u8; 16];
     if getrandom::getrandom(&mut key).is_err() {
@@ -357,8 +357,8 @@ impl Introspector {
                 .into_iter()
                 .filter(|entry| entry.digest != digest && now_ms < entry.usable_until_ms)
                 .collect();
-            // Room for the new entry: drop the entries that expire first. A slot holds a
-            // handful, so a scan costs less code than a sort.
+            // Room for the new entry: drop the entries that expire first. A slot contains at
+            // most SLOT_ENTRIES entries, so a scan costs less code than a sort.
             while other_entries.len() >= SLOT_ENTRIES {
                 let Some(first) = other_entries.iter().enumerate().min_by_key(|(_, entry)| entry.usable_until_ms).map(|(at, _)| at) else { break };
                 other_entries.swap_remove(first);

@@ -97,9 +97,9 @@ struct Entry {
 pub struct TokenCache {
     limits: CacheLimits,
     hash_key: [u8; HASH_KEY_BYTES],
-    /// Entries by key. A B-tree rather than a hash map: a bounded hash map whose entries
-    /// come and go reallocates its table at twice the size once deleted slots fill it,
-    /// long after the cache is full, while a B-tree's memory stays flat.
+    /// Entries by key, in a B-tree rather than a hash map. When deleted slots fill a full
+    /// hash map, hashbrown reallocates its table at twice the size, long after the cache
+    /// filled up. A B-tree allocates and frees one node at a time, so its memory stays flat.
     entries: BTreeMap<Key, Entry>,
     /// Keys by an earlier use, oldest first. A hit only records its stamp in the entry;
     /// eviction moves an entry used since it was queued to its last use before it
