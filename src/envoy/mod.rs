@@ -17,12 +17,20 @@ mod filter;
 mod introspection;
 mod keys;
 mod metrics;
+#[cfg(any(target_family = "wasm", test))]
+mod pool;
 mod revocation;
 mod shared;
 
 use alloc::vec::Vec;
 
 use filter::with_filter;
+
+/// Small blocks come from free lists by size class (see [`pool`]); only the filter
+/// module uses it, not native builds with this feature.
+#[cfg(target_family = "wasm")]
+#[global_allocator]
+static ALLOCATOR: pool::Pool = pool::Pool::new();
 
 /// Marks the module as built for ABI 0.2.1.
 #[unsafe(no_mangle)]
