@@ -297,6 +297,18 @@ fn for_each_pair(bytes: &[u8], mut visit: impl FnMut(Range<usize>, Range<usize>)
     Some(data_start)
 }
 
+/// Returns whether every byte is below 0x80, checking eight bytes at a time. A header
+/// map contains the token, so this reads most of a request's bytes.
+fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut high = 0;
+    for word in words.by_ref() {
+        high |= word.try_into().map_or(HIGH_BITS, u64::from_le_bytes);
+    }
+    high & HIGH_BITS == 0 && words.remainder().is_ascii()
+}
+
 fn on_char_boundaries(text: &str, range: &Range<usize>) -> bool {
     text.is_char_boundary(range.start) && text.is_char_boundary(range.end)
 }
@@ -329,6 +341,13 @@ impl HeaderMap {
         // The count and sizes are read; NUL bytes in their place are valid UTF-8, so the
         // whole buffer is UTF-8 when the names, values and separators are.
         bytes.get_mut(..data_start)?.fill(0);
+        if is_ascii(&bytes) {
+            // SAFETY: ASCII is UTF-8, and every byte offset of ASCII text is a character
+            // boundary, so the spans need no check either.
+            let mut map = Self { text: unsafe { String::from_utf8_unchecked(bytes) }, spans };
+            map.lowercase_names();
+            return Some(map);
+        }
         let mut map = match String::from_utf8(bytes) {
             Ok(text) if spans.iter().all(|(name, value)| on_char_boundaries(&text, name) && on_char_boundaries(&text, value)) => {
                 Self { text, spans }
@@ -336,12 +355,17 @@ impl HeaderMap {
             Ok(text) => Self::converted(text.as_bytes(), &spans),
             Err(error) => Self::converted(error.as_bytes(), &spans),
         };
-        for (name, _) in &map.spans {
-            if let Some(name) = map.text.get_mut(name.clone()).filter(|name| !name.starts_with(':')) {
+        map.lowercase_names();
+        Some(map)
+    }
+
+    /// Lower-cases every name but the pseudo-headers' (`:path`).
+    fn lowercase_names(&mut self) {
+        for (name, _) in &self.spans {
+            if let Some(name) = self.text.get_mut(name.clone()).filter(|name| !name.starts_with(':')) {
                 name.make_ascii_lowercase();
             }
         }
-        Some(map)
     }
 
     /// Copies each name and value at `spans` of `bytes`, converting the ones that are not
@@ -372,7 +396,23 @@ impl HeaderMap {
     /// Returns the index of the first pair named `name`, compared exactly.
     pub fn position(&self, name: &str) -> Option<usize> {
         let bytes = self.text.as_bytes();
-        self.spans.iter().position(|(key, _)| bytes.get(key.clone()) == Some(name.as_bytes()))
+        // Lengths first: most names differ in length, and that spares a `memcmp` call.
+        self.spans.iter().position(|(key, _)| key.len() == name.len() && bytes.get(key.clone()) == Some(name.as_bytes()))
+    }
+
+    /// Returns the index of the first pair of each of `names`, compared exactly, in one
+    /// pass over the map.
+    pub fn positions<const N: usize>(&self, names: [&str; N]) -> [Option<usize>; N] {
+        let bytes = self.text.as_bytes();
+        let mut found = [None; N];
+        for (index, (key, _)) in self.spans.iter().enumerate() {
+            for (name, slot) in names.iter().zip(found.iter_mut()) {
+                if slot.is_none() && key.len() == name.len() && bytes.get(key.clone()) == Some(name.as_bytes()) {
+                    *slot = Some(index);
+                }
+            }
+        }
+        found
     }
 
     /// Returns the value of the pair at `index`.
@@ -560,6 +600,35 @@ mod tests {
         let lossy = decode_pairs(&encoded).unwrap();
         assert_eq!(lossy[0].0.to_ascii_lowercase(), pairs[0].0);
         assert_eq!(lossy[0].1, pairs[0].1);
+    }
+
+    #[test]
+    fn ascii_check_finds_high_bytes() {
+        for len in 0..40 {
+            let mut bytes = alloc::vec![b'a'; len];
+            assert!(is_ascii(&bytes), "{len}");
+            for at in 0..len {
+                for high in [0x80, 0xc3, 0xff] {
+                    bytes[at] = high;
+                    assert!(!is_ascii(&bytes), "{len} {at} {high}");
+                    bytes[at] = 0x7f;
+                    assert!(is_ascii(&bytes), "{len} {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_map_lowercases_regular_names() {
+        let encoded = encode_pairs(&[(":Path", "/A"), ("Authorization", "Bearer X"), ("x-ID", "V")]);
+        let map = HeaderMap::decode(&encoded).unwrap();
+        let pairs: Vec<(&str, &str)> = map.pairs().collect();
+        assert_eq!(pairs, [(":Path", "/A"), ("authorization", "Bearer X"), ("x-id", "V")]);
+        assert_eq!(map.position("x-id"), Some(2));
+        assert_eq!(map.position("x-i"), None);
+        assert_eq!(map.positions([":Path", "x-id", ":path"]), [Some(0), Some(2), None]);
+        assert!(map.contains("authorization"));
+        assert!(!map.contains("Authorization"));
     }
 
     #[test]

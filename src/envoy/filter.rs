@@ -109,7 +109,7 @@ struct StoredRequest {
 
 impl StoredRequest {
     fn new(headers: HeaderMap, complete: bool) -> Self {
-        let pseudo_headers = [":method", ":path", ":scheme", ":authority"].map(|name| headers.position(name));
+        let pseudo_headers = headers.positions([":method", ":path", ":scheme", ":authority"]);
         Self { headers, complete, pseudo_headers }
     }
 
@@ -219,9 +219,15 @@ fn log(level: LogLevel, current: LogLevel, message: fmt::Arguments<'_>) {
     }
 }
 
-/// Strips the query, which may carry a token, from a path for logs.
-fn path_for_log(path: &str) -> &str {
-    path.split_once('?').map_or(path, |(path, _)| path)
+/// A request path for logs: displayed without its query, which may carry a token. The
+/// query is found only when a line is written, not on every request.
+#[derive(Clone, Copy)]
+struct LogPath<'a>(&'a str);
+
+impl fmt::Display for LogPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.split_once('?').map_or(self.0, |(path, _)| path))
+    }
 }
 
 /// Creates the remote-key state of every provider: `None` for local keys.
@@ -464,12 +470,14 @@ impl Filter {
 
     pub fn delete(&mut self, context_id: u32) {
         self.forget_waiting(context_id);
-        self.streams.remove(&context_id);
-        self.roots.remove(&context_id);
+        if self.streams.remove(&context_id).is_none() {
+            self.roots.remove(&context_id);
+        }
     }
 
     fn forget_waiting(&mut self, context_id: u32) {
-        if let Some(stream) = self.streams.get(&context_id) {
+        // Only a stream that waited was ever in its root's list.
+        if let Some(stream) = self.streams.get(&context_id).filter(|stream| stream.waiting_since_ms.is_some()) {
             if let Some(root) = self.roots.get_mut(&stream.root_id) {
                 root.waiting.retain(|id| *id != context_id);
             }
@@ -503,7 +511,7 @@ impl Filter {
         };
         let Some(request) = &stream.request else { return Verdict::Continue };
         let decision = root.decide(&gate, request, now, final_attempt);
-        let path = path_for_log(request.path());
+        let path = LogPath(request.path());
         // Headers the request lacks need no removal. Only the first decision, taken in
         // `proxy_on_request_headers`, relies on the map read then.
         let present = (request.complete && stream.waiting_since_ms.is_none()).then_some(&request.headers);
@@ -617,7 +625,7 @@ impl Root {
     ///
     /// `present` is the request's whole header map when it is still current; headers
     /// missing from it are not removed.
-    fn allow(&mut self, gate: &Gate, allowed: &Allowed, stream_id: u32, path: &str, present: Option<&HeaderMap>, now: u64) {
+    fn allow(&mut self, gate: &Gate, allowed: &Allowed, stream_id: u32, path: LogPath<'_>, present: Option<&HeaderMap>, now: u64) {
         self.waiting.retain(|id| *id != stream_id);
         for name in &allowed.remove_headers {
             if present.is_some_and(|headers| !headers.contains(name)) {
@@ -652,7 +660,7 @@ impl Root {
     }
 
     /// Sends the denial as a local reply, counts it and logs it.
-    fn deny(&mut self, gate: &Gate, denial: &Denial, stream_id: u32, path: &str) {
+    fn deny(&mut self, gate: &Gate, denial: &Denial, stream_id: u32, path: LogPath<'_>) {
         self.waiting.retain(|id| *id != stream_id);
         let provider = denial.provider.and_then(|index| gate.providers.get(index)).map(|provider| provider.name.as_str());
         self.decision_counters.denied.increment();
@@ -681,7 +689,7 @@ impl Root {
     }
 
     /// Keeps a stream paused until keys arrive, and makes sure they are being fetched.
-    fn wait(&mut self, stream_id: u32, providers: &[usize], path: &str, now: u64) {
+    fn wait(&mut self, stream_id: u32, providers: &[usize], path: LogPath<'_>, now: u64) {
         if !self.waiting.contains(&stream_id) {
             self.waiting.push(stream_id);
         }
