@@ -56,7 +56,7 @@ use crate::introspection::{self, IntrospectionAnswer};
 use crate::jwks::KeySet;
 use crate::verify::{verify_token, VerifiedToken};
 
-pub use cache::{TokenCache, TokenHash};
+pub use cache::{EntryMatch, TokenCache, TokenHash};
 pub use state::{GateState, IntrospectionLookup, KeyLookup, ListLookup};
 
 /// The parts of a request the gate reads.
@@ -228,8 +228,9 @@ struct Evaluator<'g, 'r, K: GateState> {
     final_attempt: bool,
     /// Per provider, filled in as the requirement needs it.
     slots: Vec<Slot<'r>>,
-    /// The last token that [`extract`] hashed for a cache lookup, with its hash.
-    hashed_token: Option<(&'r str, TokenHash)>,
+    /// The last token that [`extract`] hashed for a cache lookup, with its hash and the
+    /// cache entry equal to it.
+    hashed_token: Option<(&'r str, TokenHash, Option<EntryMatch>)>,
 }
 
 /// A provider's outcome once checked, and how its token was presented.
@@ -466,8 +467,9 @@ impl<'r, K: GateState> Evaluator<'_, 'r, K> {
                 return false;
             }
             let hash = cache.hash_token(token);
-            hashed = Some((token, hash));
-            cache.contains(index, &hash)
+            let matched = cache.find(index, &hash, token);
+            hashed = Some((token, hash, matched));
+            matched.is_some()
         };
         let extracted = extract(provider, &self.request, &mut known);
         self.hashed_token = hashed;
@@ -537,7 +539,10 @@ impl<'r, K: GateState> Evaluator<'_, 'r, K> {
         let now = self.now;
         let final_attempt = self.final_attempt;
         // The same slice of the request, not only equal text, so the hash is the token's.
-        let hash = self.hashed_token.filter(|(hashed, _)| core::ptr::eq(*hashed, token)).map(|(_, hash)| hash);
+        let hash = self
+            .hashed_token
+            .filter(|(hashed, _, matched)| core::ptr::eq(*hashed, token) && matched.is_none_or(|matched| matched.provider() == index))
+            .map(|(_, hash, matched)| (hash, matched));
         let jwt = match &provider.keys {
             KeySource::IntrospectionOnly => None,
             // Local keys never change while the gate lives: version 0.
@@ -697,7 +702,7 @@ fn verify_cached(
     provider: &Provider,
     index: usize,
     token: &str,
-    hash: Option<TokenHash>,
+    hashed: Option<(TokenHash, Option<EntryMatch>)>,
     keys: &KeySet,
     key_version: u64,
     now: u64,
@@ -706,13 +711,16 @@ fn verify_cached(
         return verify_token(token, keys, &provider.policy, now).map(Arc::new);
     }
     let now_seconds = i64::try_from(now).unwrap_or(i64::MAX);
-    let hash = hash.unwrap_or_else(|| cache.hash_token(token));
-    if let Some(hit) = cache.get(index, &hash, key_version, now_seconds) {
+    let (hash, matched) = hashed.unwrap_or_else(|| {
+        let hash = cache.hash_token(token);
+        (hash, cache.find(index, &hash, token))
+    });
+    if let Some(hit) = cache.get_matched(matched, key_version, now_seconds) {
         claims::check_time(hit.claims(), &provider.policy, now_seconds)?;
         return Ok(hit);
     }
     let verified = Arc::new(verify_token(token, keys, &provider.policy, now)?);
-    cache.insert(index, hash, key_version, Arc::clone(&verified), claims_bytes(token), now_seconds);
+    cache.insert(index, hash, token, key_version, Arc::clone(&verified), claims_bytes(token), now_seconds);
     Ok(verified)
 }
 

@@ -306,7 +306,7 @@ struct Entry {
 /// A cache key: the provider and a keyed hash of the token's digest, of the type of the
 /// verified-token cache's keys (`gate::cache`), so that the B-tree code of the recency
 /// index is compiled once for both caches.
-pub type Key = (usize, [u8; 16]);
+pub type Key = (usize, (u64, u64));
 
 /// Introspection answers by provider and token digest, bounded in number and estimated
 /// memory; the least recently used answer is evicted first. The token itself is never
