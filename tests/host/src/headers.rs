@@ -82,8 +82,9 @@ impl HeaderMap {
     }
 
     pub(crate) fn remove(&mut self, key: &str) {
-        let key = key.to_ascii_lowercase();
-        self.entries.retain(|(k, _)| *k != key);
+        // Stored names are lower case, so a case-insensitive comparison finds the same
+        // entries as comparing with the lower-cased key, without allocating it.
+        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
     }
 }
 

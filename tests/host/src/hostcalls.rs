@@ -43,6 +43,11 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Converts bytes read from the guest to text, in place when they are UTF-8.
+fn owned_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|error| text(error.as_bytes()))
+}
+
 /// Defines an `env` function that returns a status; the closure gets the caller as
 /// `&mut Caller` and is guarded against restricted phases.
 macro_rules! define {
@@ -248,18 +253,19 @@ fn add_buffers(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Returns a header map for reading, as Envoy's `Context::getConstMap` does.
-fn const_map(state: &HostState, kind: u32) -> Option<Vec<(String, String)>> {
+/// Calls `read` on a header map for reading, the one Envoy's `Context::getConstMap`
+/// returns, without copying it.
+fn with_const_map<T>(state: &HostState, kind: u32, read: impl FnOnce(&[(String, String)]) -> T) -> Option<T> {
     match kind {
         map::REQUEST_HEADERS => state
             .stream()
             .filter(|s| s.request_headers_live || s.access_log_phase)
-            .map(|s| s.request_headers.pairs().to_vec()),
+            .map(|s| read(s.request_headers.pairs())),
         map::RESPONSE_HEADERS => state
             .stream()
             .filter(|s| s.response_headers_live || (s.access_log_phase && s.has_response))
-            .map(|s| s.response_headers.pairs().to_vec()),
-        map::HTTP_CALL_RESPONSE_HEADERS => state.call_response.as_ref().map(|r| r.headers.clone()),
+            .map(|s| read(s.response_headers.pairs())),
+        map::HTTP_CALL_RESPONSE_HEADERS => state.call_response.as_ref().map(|r| read(&r.headers)),
         _ => None,
     }
 }
@@ -288,12 +294,14 @@ fn add_header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 return status(Status::BadArgument);
             }
             // A map that is not available reads as empty (Envoy `headerMapToPairs(nullptr)`).
-            let pairs = const_map(c.data(), kind as u32).unwrap_or_default();
-            let bytes = if pairs.is_empty() {
-                Vec::new()
-            } else {
-                serialize_pairs(&pairs)
-            };
+            let bytes = with_const_map(c.data(), kind as u32, |pairs| {
+                if pairs.is_empty() {
+                    Vec::new()
+                } else {
+                    serialize_pairs(pairs)
+                }
+            })
+            .unwrap_or_default();
             copied(copy_to_guest(c, &bytes, ptr_ptr, size_ptr)?)
         }
     );
@@ -324,7 +332,11 @@ fn add_header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let Some(key) = read(c, key_ptr, key_len) else {
                 return status(Status::InvalidMemoryAccess);
             };
-            let Some(pairs) = const_map(c.data(), kind as u32) else {
+            let key = text(&key).to_ascii_lowercase();
+            let found = with_const_map(c.data(), kind as u32, |pairs| {
+                pairs.iter().find(|(k, _)| *k == key).map(|(_, value)| value.clone().into_bytes())
+            });
+            let Some(found) = found else {
                 // Envoy returns NotFound for maps missing in the access-log phase and
                 // BadArgument for maps that are not available in the current callback.
                 return status(if in_access_log_phase(c.data()) {
@@ -333,11 +345,10 @@ fn add_header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     Status::BadArgument
                 });
             };
-            let key = text(&key).to_ascii_lowercase();
-            let Some((_, value)) = pairs.iter().find(|(k, _)| *k == key) else {
+            let Some(value) = found else {
                 return status(Status::NotFound);
             };
-            copied(copy_to_guest(c, value.as_bytes(), ptr_ptr, size_ptr)?)
+            copied(copy_to_guest(c, &value, ptr_ptr, size_ptr)?)
         }
     );
     define!(
@@ -424,7 +435,7 @@ fn edit_map(
     let Some(map) = mutable_map(caller.data_mut(), kind as u32) else {
         return status(Status::BadArgument);
     };
-    edit(map, &text(&key), &text(&value));
+    edit(map, &owned_text(key), &owned_text(value));
     status(Status::Ok)
 }
 
@@ -1009,11 +1020,15 @@ fn add_metrics(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             if kind_bits != MetricKind::Counter.tag() && kind_bits != MetricKind::Gauge.tag() {
                 return status(Status::BadArgument);
             }
-            let Some(key) = state.metric_ids.get(&(id as u32)).cloned() else {
+            let Some(key) = state.metric_ids.get(&(id as u32)) else {
                 return status(Status::NotFound);
             };
             let mut shared = lock(&state.shared.state);
-            let metric = shared.metrics.entry(key.clone()).or_default();
+            // `proxy_define_metric` created the stat; a lookup by reference spares the
+            // copies of its name that an entry would make on every increment.
+            let Some(metric) = shared.metrics.get_mut(key) else {
+                return status(Status::NotFound);
+            };
             match key.0 {
                 MetricKind::Counter if offset > 0 => {
                     metric.value = metric.value.wrapping_add(offset as u64)

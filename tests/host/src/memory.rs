@@ -79,10 +79,12 @@ pub(crate) fn copy_to_guest(
 /// While it runs, the guest may only log and read the clock, and the acting context is the
 /// VM context 0, as in cpp-host `WasmBase::allocMemory`.
 fn allocate(caller: &mut Caller<'_, HostState>, size: usize) -> wasmtime::Result<Option<u32>> {
-    let Some(allocator) = caller.data().allocator.clone() else {
+    let Ok(size_arg) = i32::try_from(size) else {
         return Ok(None);
     };
-    let Ok(size_arg) = i32::try_from(size) else {
+    // Taken out for the call and put back after it, rather than cloned: a clone of a
+    // typed function copies its registered type, which cost more than the call.
+    let Some(allocator) = caller.data_mut().allocator.take() else {
         return Ok(None);
     };
     let state = caller.data_mut();
@@ -93,6 +95,7 @@ fn allocate(caller: &mut Caller<'_, HostState>, size: usize) -> wasmtime::Result
     let started = state.host_calls.enabled.then(std::time::Instant::now);
     let result = allocator.call(&mut *caller, size_arg);
     let state = caller.data_mut();
+    state.allocator = Some(allocator);
     if let Some(started) = started {
         state.host_calls.nested_guest += started.elapsed();
     }
