@@ -148,20 +148,36 @@ fn with_token(token: &str) -> Request {
     Request::get("api.test", "/orders").header("authorization", &format!("Bearer {token}"))
 }
 
-/// Sends the requests and returns the guest time and the wall time per request, in
-/// microseconds.
-fn measure(envoy: &mut Envoy, requests: impl Iterator<Item = Request>, expect_forwarded: bool) -> (f64, f64, usize) {
+/// Time per request of one case, in microseconds.
+struct Measured {
+    /// Mean guest time.
+    guest: f64,
+    /// Median guest time of single requests.
+    guest_median: f64,
+    /// Mean time of the whole exchange, host and guest.
+    wall: f64,
+    requests: usize,
+}
+
+/// Sends the requests and returns the guest time and the wall time per request.
+fn measure(envoy: &mut Envoy, requests: impl Iterator<Item = Request>, expect_forwarded: bool) -> Measured {
     let guest_before = envoy.guest_time(0);
     let started = std::time::Instant::now();
-    let mut count = 0;
+    let mut per_request = Vec::new();
     for request in requests {
+        let before = envoy.guest_time(0);
         let outcome = envoy.send(0, request);
+        per_request.push((envoy.guest_time(0) - before).as_secs_f64() * 1e6);
         assert_eq!(matches!(outcome, Outcome::Forwarded { .. }), expect_forwarded, "{outcome:?}");
-        count += 1;
     }
-    let guest = (envoy.guest_time(0) - guest_before).as_secs_f64() * 1e6 / count as f64;
-    let wall = started.elapsed().as_secs_f64() * 1e6 / count as f64;
-    (guest, wall, count)
+    let requests = per_request.len();
+    per_request.sort_by(f64::total_cmp);
+    Measured {
+        guest: (envoy.guest_time(0) - guest_before).as_secs_f64() * 1e6 / requests as f64,
+        guest_median: per_request.get(requests / 2).copied().unwrap_or(f64::NAN),
+        wall: started.elapsed().as_secs_f64() * 1e6 / requests as f64,
+        requests,
+    }
 }
 
 fn round(value: f64) -> f64 {
@@ -177,13 +193,18 @@ fn bench_filter(out_dir: &Path) {
     let mut envoy = fixture::start(options);
     let compile_s = compile_started.elapsed().as_secs_f64();
     let mut results = Vec::new();
-    let mut record = |case: &str, alg: Option<&str>, (guest, wall, requests): (f64, f64, usize)| {
-        println!("{case:<28} {:<6} guest {guest:>8.1} µs  host+guest {wall:>8.1} µs  ({requests} requests)", alg.unwrap_or("-"));
+    let mut record = |case: &str, alg: Option<&str>, measured: Measured| {
+        let Measured { guest, guest_median, wall, requests } = measured;
+        println!(
+            "{case:<28} {:<6} guest {guest:>8.1} µs (median {guest_median:>8.1})  host+guest {wall:>8.1} µs  ({requests} requests)",
+            alg.unwrap_or("-")
+        );
         results.push(json!({
             "case": case,
             "alg": alg,
             "requests": requests,
             "guest_us_per_request": round(guest),
+            "guest_us_median": round(guest_median),
             "host_and_guest_us_per_request": round(wall),
         }));
     };
@@ -233,7 +254,7 @@ fn bench_filter(out_dir: &Path) {
     write_json(
         &out_dir.join("filter.json"),
         &json!({
-            "description": "Time per request of the portcullis Envoy filter in the proxy-wasm stand-in (tests/host): guest_us_per_request is the time inside the filter's callbacks (context create, request headers, log, done, delete), host calls included; host_and_guest_us_per_request adds the stand-in's own work. For the cases without a signature check, a second VM times every host call. It splits the guest time into guest_code_us_per_request (the filter's own wasm code, the guest allocator included) and host_calls_us_per_request (the stand-in's implementation of the host calls, which Envoy implements differently). The two clock reads per host call make their sum larger than guest_us_per_request. cache_miss_full_verification sends a distinct token per request, so each is verified in full and stored in the cache.",
+            "description": "Time per request of the portcullis Envoy filter in the proxy-wasm stand-in (tests/host): guest_us_per_request is the mean time inside the filter's callbacks (context create, request headers, log, done, delete), host calls included, and guest_us_median the median of single requests; host_and_guest_us_per_request adds the stand-in's own work. For the cases without a signature check, a second VM times every host call. It splits the guest time into guest_code_us_per_request (the filter's own wasm code, the guest allocator included) and host_calls_us_per_request (the stand-in's implementation of the host calls, which Envoy implements differently). The two clock reads per host call make their sum larger than guest_us_per_request. cache_miss_full_verification sends a distinct token per request, so each is verified in full and stored in the cache.",
             "command": command,
             "date": date,
             "machine": machine,
@@ -269,8 +290,8 @@ fn split_host_calls(cached_token: &str) -> Vec<(&'static str, (f64, f64))> {
     let mut split = Vec::new();
     for (case, request, expect_forwarded) in cases {
         let host_before = envoy.host_call_time(0);
-        let (guest, _, count) = measure(&mut envoy, (0..FAST_REQUESTS).map(|_| request.clone()), expect_forwarded);
-        let host_calls = (envoy.host_call_time(0) - host_before).as_secs_f64() * 1e6 / count as f64;
+        let Measured { guest, requests, .. } = measure(&mut envoy, (0..FAST_REQUESTS).map(|_| request.clone()), expect_forwarded);
+        let host_calls = (envoy.host_call_time(0) - host_before).as_secs_f64() * 1e6 / requests as f64;
         split.push((case, (guest - host_calls, host_calls)));
     }
     assert_eq!(envoy.failure(0), None);
