@@ -56,7 +56,7 @@ use crate::introspection::{self, IntrospectionAnswer};
 use crate::jwks::KeySet;
 use crate::verify::{verify_token, VerifiedToken};
 
-pub use cache::{EntryMatch, TokenCache, TokenHash};
+pub use cache::{EntryMatch, TokenCache, TokenTail};
 pub use state::{GateState, IntrospectionLookup, KeyLookup, ListLookup};
 
 /// The parts of a request the gate reads.
@@ -228,9 +228,9 @@ struct Evaluator<'g, 'r, K: GateState> {
     final_attempt: bool,
     /// Per provider, filled in as the requirement needs it.
     slots: Vec<Slot<'r>>,
-    /// The last token that [`extract`] hashed for a cache lookup, with its hash and the
+    /// The last token that [`extract`] looked up in the cache, with its tail and the
     /// cache entry equal to it.
-    hashed_token: Option<(&'r str, TokenHash, Option<EntryMatch>)>,
+    looked_up: Option<(&'r str, TokenTail, Option<EntryMatch>)>,
 }
 
 /// A provider's outcome once checked, and how its token was presented.
@@ -288,7 +288,7 @@ impl Gate {
             now,
             final_attempt,
             slots: (0..self.providers.len()).map(|_| Slot::default()).collect(),
-            hashed_token: None,
+            looked_up: None,
         };
         let tolerant = matches!(*requirement, Requirement::AllowMissingOrFailed);
         match evaluator.evaluate(&requirement) {
@@ -459,20 +459,20 @@ impl<'r, K: GateState> Evaluator<'_, 'r, K> {
     fn verify_provider(&mut self, index: usize) -> Outcome<'r> {
         let Some(provider) = self.gate.providers.get(index) else { return Outcome::Missing };
         // A token the cache contains passed the `b64token` check when it was stored, so a
-        // cache hit skips that scan. The hash is kept for the lookup in `verify_cached`.
+        // cache hit skips that scan. The lookup is kept for `verify_cached`.
         let cache = &*self.cache;
-        let mut hashed = None;
+        let mut lookup = None;
         let mut known = |token: &'r str| {
             if !cache.is_enabled() || matches!(provider.keys, KeySource::IntrospectionOnly) {
                 return false;
             }
-            let hash = cache.hash_token(token);
-            let matched = cache.find(index, &hash, token);
-            hashed = Some((token, hash, matched));
+            let tail = TokenCache::tail(token);
+            let matched = cache.find(index, &tail, token);
+            lookup = Some((token, tail, matched));
             matched.is_some()
         };
         let extracted = extract(provider, &self.request, &mut known);
-        self.hashed_token = hashed;
+        self.looked_up = lookup;
         let (token, found, scheme) = match extracted {
             Ok(None) => return Outcome::Missing,
             Ok(Some(found)) => found,
@@ -538,18 +538,18 @@ impl<'r, K: GateState> Evaluator<'_, 'r, K> {
     fn authenticate(&mut self, index: usize, provider: &Provider, token: &str) -> Result<Authenticated, Stop> {
         let now = self.now;
         let final_attempt = self.final_attempt;
-        // The same slice of the request, not only equal text, so the hash is the token's.
-        let hash = self
-            .hashed_token
-            .filter(|(hashed, _, matched)| core::ptr::eq(*hashed, token) && matched.is_none_or(|matched| matched.provider() == index))
-            .map(|(_, hash, matched)| (hash, matched));
+        // The same slice of the request, not only equal text, so the lookup is the token's.
+        let lookup = self
+            .looked_up
+            .filter(|(looked_up, _, matched)| core::ptr::eq(*looked_up, token) && matched.is_none_or(|matched| matched.provider() == index))
+            .map(|(_, tail, matched)| (tail, matched));
         let jwt = match &provider.keys {
             KeySource::IntrospectionOnly => None,
             // Local keys never change while the gate lives: version 0.
-            KeySource::Local(set) => Some(verify_cached(self.cache, provider, index, token, hash, set, 0, now)?),
+            KeySource::Local(set) => Some(verify_cached(self.cache, provider, index, token, lookup, set, 0, now)?),
             KeySource::Remote(_) => {
                 let result = match self.keys.lookup(index) {
-                    KeyLookup::Ready { keys, version } => verify_cached(self.cache, provider, index, token, hash, keys, version, now),
+                    KeyLookup::Ready { keys, version } => verify_cached(self.cache, provider, index, token, lookup, keys, version, now),
                     KeyLookup::Pending if !final_attempt => return Err(Stop::Pending),
                     KeyLookup::Pending => Err(VerifyError::JwksUnavailable {
                         reason: String::from("timed out waiting for the key set"),
@@ -702,7 +702,7 @@ fn verify_cached(
     provider: &Provider,
     index: usize,
     token: &str,
-    hashed: Option<(TokenHash, Option<EntryMatch>)>,
+    lookup: Option<(TokenTail, Option<EntryMatch>)>,
     keys: &KeySet,
     key_version: u64,
     now: u64,
@@ -711,16 +711,16 @@ fn verify_cached(
         return verify_token(token, keys, &provider.policy, now).map(Arc::new);
     }
     let now_seconds = i64::try_from(now).unwrap_or(i64::MAX);
-    let (hash, matched) = hashed.unwrap_or_else(|| {
-        let hash = cache.hash_token(token);
-        (hash, cache.find(index, &hash, token))
+    let (tail, matched) = lookup.unwrap_or_else(|| {
+        let tail = TokenCache::tail(token);
+        (tail, cache.find(index, &tail, token))
     });
     if let Some(hit) = cache.get_matched(matched, key_version, now_seconds) {
         claims::check_time(hit.claims(), &provider.policy, now_seconds)?;
         return Ok(hit);
     }
     let verified = Arc::new(verify_token(token, keys, &provider.policy, now)?);
-    cache.insert(index, hash, token, key_version, Arc::clone(&verified), claims_bytes(token), now_seconds);
+    cache.insert(index, tail, token, key_version, Arc::clone(&verified), claims_bytes(token), now_seconds);
     Ok(verified)
 }
 
@@ -953,7 +953,7 @@ mod tests {
         let authorization = bearer(&eddsa(r#"{"exp":2000}"#));
         let headers = [("authorization", authorization.as_str())];
         let mut keys = TestKeys { keys: Some(public_set()), version: 1 };
-        let mut cache = TokenCache::new(gate.cache_limits, [7; cache::HASH_KEY_BYTES]);
+        let mut cache = TokenCache::new(gate.cache_limits);
         assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1000, false), Decision::Allow(_)));
         assert!(matches!(gate.decide_with_cache(parts(&headers), &mut keys, &mut cache, 1001, false), Decision::Allow(_)));
         assert_eq!(cache.take_stats(), cache::CacheStats { hits: 1, misses: 1 });

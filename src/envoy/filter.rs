@@ -29,7 +29,6 @@ use crate::config::{Gate, KeySource};
 use crate::dpop::replay::ReplayCheck;
 use crate::dpop::VerifiedProof;
 use crate::error::ConfigError;
-use crate::gate::cache::HASH_KEY_BYTES;
 use crate::gate::{
     Allowed, Decision, Denial, GateState, IntrospectionLookup, KeyLookup, ListLookup, RequestParts, TokenCache,
 };
@@ -347,14 +346,7 @@ impl Filter {
                 return false;
             }
         };
-        let mut hash_key = [0u8; HASH_KEY_BYTES];
-        root.cache = if getrandom::getrandom(&mut hash_key).is_ok() {
-            TokenCache::new(gate.cache_limits, hash_key)
-        } else {
-            // A guessable key would let a client build a token that hits a cached entry.
-            log(LogLevel::Warn, root.log_level, format_args!("portcullis: no random source for the token cache's key; every token is verified in full"));
-            TokenCache::disabled()
-        };
+        root.cache = TokenCache::new(gate.cache_limits);
         log(
             LogLevel::Info,
             root.log_level,

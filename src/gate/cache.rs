@@ -2,11 +2,11 @@
 //!
 //! An entry keeps the token it was verified for, and a lookup is a hit only when the
 //! presented token equals it, compared in full and in constant time. Entries are found
-//! by the provider and a keyed hash of the token's last [`HASHED_BYTES`] bytes (SipHash-2-4
-//! with a 128-bit output under a random key of the cache), the end of the signature. Two
-//! tokens may share that hash: the comparison tells them apart, and the lookup misses.
-//! Hashing the whole token instead took a sixth of the Envoy filter's time per request
-//! with a cached token; the comparison reads each byte once, eight at a time.
+//! by the provider and the token's last [`TAIL_BYTES`] bytes, the end of its signature.
+//! Two tokens may end alike: the comparison finds them different, and the lookup misses.
+//! Naming entries by a keyed hash of the whole token instead took a sixth of the Envoy
+//! filter's time per request with a cached token; the comparison reads each byte once,
+//! eight at a time.
 //! An entry records the version of the key set that verified it and is used only while
 //! that version is served. A key rotation therefore re-verifies every cached token.
 //! Entries are dropped at the token's `exp`, and a hit still runs the policy's time
@@ -15,8 +15,7 @@
 //! lifetime.
 //!
 //! Both the number of entries and an estimate of their memory are bounded; the least
-//! recently used entry is evicted first. The cache does no I/O, reads no clock and takes
-//! its hash key from the adapter.
+//! recently used entry is evicted first. The cache does no I/O and reads no clock.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -39,7 +38,7 @@ pub const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 /// each time instead of flushing the cache.
 const MAX_ENTRY_SHARE: usize = 8;
 
-/// Estimated bytes of an entry besides its claims and its token: the map nodes, the hash
+/// Estimated bytes of an entry besides its claims and its token: the map nodes, the tail
 /// and the typed registered claims.
 const ENTRY_OVERHEAD_BYTES: usize = 256;
 
@@ -74,18 +73,14 @@ pub struct CacheStats {
 /// The SHA-256 digest of a token, as [`TokenCache::digest`] returns it.
 pub type TokenDigest = [u8; 32];
 
-/// The hash of a token's last bytes under a cache's key, as [`TokenCache::hash_token`]
-/// returns it.
-pub type TokenHash = (u64, u64);
+/// A token's last [`TAIL_BYTES`] bytes as two little-endian words, zero-padded at the
+/// front for a shorter token, as [`TokenCache::tail`] returns them.
+pub type TokenTail = (u64, u64);
 
-/// Bytes of the secret key of [`TokenCache::hash_token`].
-pub const HASH_KEY_BYTES: usize = 16;
+/// Bytes at the end of a token that name its entry: 96 bits of a base64url signature.
+pub const TAIL_BYTES: usize = 16;
 
-/// Bytes at the end of a token that [`TokenCache::hash_token`] hashes: 192 bits of a
-/// base64url signature.
-pub const HASHED_BYTES: usize = 32;
-
-type Key = (usize, TokenHash);
+type Key = (usize, TokenTail);
 
 #[derive(Debug)]
 struct Entry {
@@ -110,7 +105,7 @@ struct Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryMatch {
     provider: usize,
-    hash: TokenHash,
+    tail: TokenTail,
     stored: u64,
 }
 
@@ -121,11 +116,10 @@ impl EntryMatch {
     }
 }
 
-/// Verified tokens by provider and token hash.
+/// Verified tokens by provider and the end of the token.
 #[derive(Debug, Default)]
 pub struct TokenCache {
     limits: CacheLimits,
-    hash_key: [u8; HASH_KEY_BYTES],
     /// Entries by key, in a B-tree rather than a hash map. When deleted slots fill a full
     /// hash map, hashbrown reallocates its table at twice the size, long after the cache
     /// filled up. A B-tree allocates and frees one node at a time, so its memory stays flat.
@@ -146,19 +140,13 @@ pub struct TokenCache {
 
 impl TokenCache {
     /// Creates an empty cache with these bounds.
-    ///
-    /// # Security
-    ///
-    /// `hash_key` should be random and secret, so that clients cannot tell which tokens
-    /// share a hash. A shared hash is harmless: a token that differs from the cached one misses.
-    /// Adapters take the key from the platform's random source.
-    pub fn new(limits: CacheLimits, hash_key: [u8; HASH_KEY_BYTES]) -> Self {
-        Self { limits, hash_key, ..Self::default() }
+    pub fn new(limits: CacheLimits) -> Self {
+        Self { limits, ..Self::default() }
     }
 
     /// Creates a cache that stores nothing.
     pub fn disabled() -> Self {
-        Self::new(CacheLimits { max_entries: 0, max_bytes: 0 }, [0; HASH_KEY_BYTES])
+        Self::new(CacheLimits { max_entries: 0, max_bytes: 0 })
     }
 
     /// Returns whether the cache stores anything.
@@ -168,27 +156,31 @@ impl TokenCache {
 
     /// Returns the SHA-256 digest of a token. It names tokens where every worker must
     /// compute the same name, as the introspection answers shared between workers do;
-    /// this cache names its entries with [`TokenCache::hash_token`].
+    /// this cache names its entries with [`TokenCache::tail`].
     pub fn digest(token: &str) -> TokenDigest {
         Sha256::digest(token.as_bytes()).into()
     }
 
-    /// Returns the name of a token's entry: SipHash-2-4 with a 128-bit output of the
-    /// token's last [`HASHED_BYTES`] bytes, keyed with this cache's hash key.
-    pub fn hash_token(&self, token: &str) -> TokenHash {
+    /// Returns the name of a token's entry: its last [`TAIL_BYTES`] bytes.
+    pub fn tail(token: &str) -> TokenTail {
         let bytes = token.as_bytes();
-        let tail = bytes.get(bytes.len().saturating_sub(HASHED_BYTES)..).unwrap_or(bytes);
-        crate::siphash::hash128(&self.hash_key, tail)
+        let mut tail = [0u8; TAIL_BYTES];
+        let start = bytes.len().saturating_sub(TAIL_BYTES);
+        if let (Some(end), Some(to)) = (bytes.get(start..), tail.get_mut(TAIL_BYTES - (bytes.len() - start)..)) {
+            to.copy_from_slice(end);
+        }
+        let word = |at: usize| tail.get(at..at + 8).and_then(|bytes| bytes.try_into().ok()).map_or(0, u64::from_le_bytes);
+        (word(0), word(8))
     }
 
-    /// Returns the entry of `provider` for `token`, whose hash is `hash`, if it was
+    /// Returns the entry of `provider` for `token`, which ends in `tail`, if it was
     /// verified by key-set version `key_version` and `now` (seconds) is before its `exp`.
     ///
     /// Entries that are expired or belong to another key-set version are removed; an
-    /// entry of another token with the same hash stays. The caller still runs the
+    /// entry of another token with the same end stays. The caller still runs the
     /// policy's time checks on the returned token.
-    pub fn get(&mut self, provider: usize, hash: &TokenHash, token: &str, key_version: u64, now: i64) -> Option<Arc<VerifiedToken>> {
-        let matched = self.find(provider, hash, token);
+    pub fn get(&mut self, provider: usize, tail: &TokenTail, token: &str, key_version: u64, now: i64) -> Option<Arc<VerifiedToken>> {
+        let matched = self.find(provider, tail, token);
         self.get_matched(matched, key_version, now)
     }
 
@@ -199,7 +191,7 @@ impl TokenCache {
             self.stats.misses += 1;
             return None;
         };
-        let key = (matched.provider, matched.hash);
+        let key = (matched.provider, matched.tail);
         let usable = match self.entries.get(&key) {
             Some(entry) if entry.stored == matched.stored => entry.key_version == key_version && now < entry.exp,
             _ => {
@@ -219,28 +211,28 @@ impl TokenCache {
         Some(Arc::clone(&entry.token))
     }
 
-    /// Returns whether `provider` has an entry for `token`, whose hash is `hash`, whatever
+    /// Returns whether `provider` has an entry for `token`, which ends in `tail`, whatever
     /// its key-set version and `exp`, without counting a hit or a miss or marking it used.
-    pub fn contains(&self, provider: usize, hash: &TokenHash, token: &str) -> bool {
-        self.find(provider, hash, token).is_some()
+    pub fn contains(&self, provider: usize, tail: &TokenTail, token: &str) -> bool {
+        self.find(provider, tail, token).is_some()
     }
 
-    /// Returns the entry of `provider` for `token`, whose hash is `hash`, whatever its
+    /// Returns the entry of `provider` for `token`, which ends in `tail`, whatever its
     /// key-set version and `exp`, for [`TokenCache::get_matched`]. Counts nothing.
-    pub fn find(&self, provider: usize, hash: &TokenHash, token: &str) -> Option<EntryMatch> {
-        let entry = self.entries.get(&(provider, *hash)).filter(|entry| same_token(&entry.text, token))?;
-        Some(EntryMatch { provider, hash: *hash, stored: entry.stored })
+    pub fn find(&self, provider: usize, tail: &TokenTail, token: &str) -> Option<EntryMatch> {
+        let entry = self.entries.get(&(provider, *tail)).filter(|entry| same_token(&entry.text, token))?;
+        Some(EntryMatch { provider, tail: *tail, stored: entry.stored })
     }
 
     /// Stores a token that `provider` verified with key-set version `key_version`.
     ///
-    /// `text` is the token as presented and `hash` its hash. `claims_bytes` is the size of
+    /// `text` is the token as presented and `tail` its end. `claims_bytes` is the size of
     /// the decoded claims JSON, for the memory estimate. Tokens without `exp`, tokens
     /// already expired at `now`, and tokens whose entry would take more than an eighth of
-    /// the byte bound are not stored. An entry of another token with the same hash is
+    /// the byte bound are not stored. An entry of another token with the same end is
     /// replaced.
     #[allow(clippy::too_many_arguments)]
-    pub fn insert(&mut self, provider: usize, hash: TokenHash, text: &str, key_version: u64, token: Arc<VerifiedToken>, claims_bytes: usize, now: i64) {
+    pub fn insert(&mut self, provider: usize, tail: TokenTail, text: &str, key_version: u64, token: Arc<VerifiedToken>, claims_bytes: usize, now: i64) {
         if !self.is_enabled() {
             return;
         }
@@ -252,7 +244,7 @@ impl TokenCache {
         if cost > self.limits.max_bytes / MAX_ENTRY_SHARE {
             return;
         }
-        let key = (provider, hash);
+        let key = (provider, tail);
         self.remove(&key);
         self.purge_expired(now);
         while self.entries.len() >= self.limits.max_entries || self.bytes.saturating_add(cost) > self.limits.max_bytes {
@@ -367,9 +359,7 @@ mod tests {
         Arc::new(verify_token(&token, &keys, &policy, 100).unwrap())
     }
 
-    const HASH_KEY: [u8; HASH_KEY_BYTES] = [7; HASH_KEY_BYTES];
-
-    fn hash(n: u8) -> TokenHash {
+    fn tail(n: u8) -> TokenTail {
         (u64::from(n), u64::from(n))
     }
 
@@ -379,132 +369,131 @@ mod tests {
 
     #[test]
     fn hit_after_insert() {
-        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
-        cache.insert(0, hash(1), &text(1), 7, verified(1000), 100, 100);
-        assert!(cache.get(0, &hash(1), &text(1), 7, 200).is_some());
-        assert!(cache.get(1, &hash(1), &text(1), 7, 200).is_none(), "another provider misses");
+        let mut cache = TokenCache::new(CacheLimits::default());
+        cache.insert(0, tail(1), &text(1), 7, verified(1000), 100, 100);
+        assert!(cache.get(0, &tail(1), &text(1), 7, 200).is_some());
+        assert!(cache.get(1, &tail(1), &text(1), 7, 200).is_none(), "another provider misses");
         assert_eq!(cache.take_stats(), CacheStats { hits: 1, misses: 1 });
         assert_eq!(cache.take_stats(), CacheStats::default());
     }
 
     #[test]
     fn entry_dropped_at_exp() {
-        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
-        cache.insert(0, hash(1), &text(1), 7, verified(1000), 100, 100);
-        assert!(cache.get(0, &hash(1), &text(1), 7, 999).is_some());
-        assert!(cache.get(0, &hash(1), &text(1), 7, 1000).is_none());
+        let mut cache = TokenCache::new(CacheLimits::default());
+        cache.insert(0, tail(1), &text(1), 7, verified(1000), 100, 100);
+        assert!(cache.get(0, &tail(1), &text(1), 7, 999).is_some());
+        assert!(cache.get(0, &tail(1), &text(1), 7, 1000).is_none());
         assert!(cache.is_empty());
     }
 
     #[test]
     fn other_key_version_misses() {
-        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
-        cache.insert(0, hash(1), &text(1), 7, verified(1000), 100, 100);
-        assert!(cache.get(0, &hash(1), &text(1), 8, 200).is_none());
+        let mut cache = TokenCache::new(CacheLimits::default());
+        cache.insert(0, tail(1), &text(1), 7, verified(1000), 100, 100);
+        assert!(cache.get(0, &tail(1), &text(1), 8, 200).is_none());
         assert!(cache.is_empty(), "an entry of an older key set is removed");
     }
 
     #[test]
     fn entry_count_bounded_least_recent_first() {
-        let mut cache = TokenCache::new(CacheLimits { max_entries: 2, max_bytes: DEFAULT_MAX_BYTES }, HASH_KEY);
+        let mut cache = TokenCache::new(CacheLimits { max_entries: 2, max_bytes: DEFAULT_MAX_BYTES });
         let token = verified(1000);
-        cache.insert(0, hash(1), &text(1), 0, Arc::clone(&token), 10, 100);
-        cache.insert(0, hash(2), &text(2), 0, Arc::clone(&token), 10, 100);
-        assert!(cache.get(0, &hash(1), &text(1), 0, 100).is_some());
-        cache.insert(0, hash(3), &text(3), 0, Arc::clone(&token), 10, 100);
+        cache.insert(0, tail(1), &text(1), 0, Arc::clone(&token), 10, 100);
+        cache.insert(0, tail(2), &text(2), 0, Arc::clone(&token), 10, 100);
+        assert!(cache.get(0, &tail(1), &text(1), 0, 100).is_some());
+        cache.insert(0, tail(3), &text(3), 0, Arc::clone(&token), 10, 100);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(0, &hash(2), &text(2), 0, 100).is_none(), "the least recently used entry went first");
-        assert!(cache.get(0, &hash(1), &text(1), 0, 100).is_some());
-        assert!(cache.get(0, &hash(3), &text(3), 0, 100).is_some());
+        assert!(cache.get(0, &tail(2), &text(2), 0, 100).is_none(), "the least recently used entry went first");
+        assert!(cache.get(0, &tail(1), &text(1), 0, 100).is_some());
+        assert!(cache.get(0, &tail(3), &text(3), 0, 100).is_some());
     }
 
     #[test]
     fn bytes_bounded() {
         let limits = CacheLimits { max_entries: 100, max_bytes: 8 * 1000 };
-        let mut cache = TokenCache::new(limits, HASH_KEY);
+        let mut cache = TokenCache::new(limits);
         let token = verified(1000);
         for n in 0..50u8 {
-            cache.insert(0, hash(n), &text(n), 0, Arc::clone(&token), 100, 100);
+            cache.insert(0, tail(n), &text(n), 0, Arc::clone(&token), 100, 100);
             assert!(cache.bytes() <= limits.max_bytes, "{} bytes after {n}", cache.bytes());
         }
         assert_eq!(cache.len(), 8000 / (ENTRY_OVERHEAD_BYTES + 300));
-        cache.insert(0, hash(99), &text(99), 0, token, 1000, 100);
-        assert!(cache.get(0, &hash(99), &text(99), 0, 100).is_none(), "an entry over an eighth of the bound is not stored");
+        cache.insert(0, tail(99), &text(99), 0, token, 1000, 100);
+        assert!(cache.get(0, &tail(99), &text(99), 0, 100).is_none(), "an entry over an eighth of the bound is not stored");
     }
 
     #[test]
     fn purge_drops_expired_only() {
-        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
-        cache.insert(0, hash(1), &text(1), 0, verified(500), 10, 100);
-        cache.insert(0, hash(2), &text(2), 0, verified(1000), 10, 100);
+        let mut cache = TokenCache::new(CacheLimits::default());
+        cache.insert(0, tail(1), &text(1), 0, verified(500), 10, 100);
+        cache.insert(0, tail(2), &text(2), 0, verified(1000), 10, 100);
         cache.purge_expired(500);
         assert_eq!(cache.len(), 1);
-        assert!(cache.get(0, &hash(2), &text(2), 0, 600).is_some());
+        assert!(cache.get(0, &tail(2), &text(2), 0, 600).is_some());
     }
 
     #[test]
     fn disabled_cache_stores_nothing() {
         let mut cache = TokenCache::disabled();
-        cache.insert(0, hash(1), &text(1), 0, verified(1000), 10, 100);
+        cache.insert(0, tail(1), &text(1), 0, verified(1000), 10, 100);
         assert!(cache.is_empty());
     }
 
     #[test]
-    fn token_hash_depends_on_key_and_last_bytes() {
-        let cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
-        let other = TokenCache::new(CacheLimits::default(), [8; HASH_KEY_BYTES]);
+    fn tail_is_the_last_bytes() {
         let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl";
-        assert_eq!(cache.hash_token(token), cache.hash_token(token));
-        assert_ne!(cache.hash_token(token), other.hash_token(token), "another key names entries differently");
+        let end = &token.as_bytes()[token.len() - TAIL_BYTES..];
+        let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap());
+        assert_eq!(TokenCache::tail(token), (word(&end[..8]), word(&end[8..])));
         let mut seen = alloc::collections::BTreeSet::new();
-        seen.insert(cache.hash_token(token));
-        for index in token.len() - HASHED_BYTES..token.len() {
+        seen.insert(TokenCache::tail(token));
+        for index in token.len() - TAIL_BYTES..token.len() {
             let mut changed = String::from(token);
             changed.replace_range(index..=index, if &token[index..=index] == "A" { "B" } else { "A" });
-            assert!(seen.insert(cache.hash_token(&changed)), "changing byte {index} changes the hash");
+            assert!(seen.insert(TokenCache::tail(&changed)), "changing byte {index} changes the tail");
         }
-        assert!(seen.insert(cache.hash_token(&token[..token.len() - 1])), "a prefix hashes differently");
-        assert!(seen.insert(cache.hash_token("short")), "a token shorter than the hashed bytes");
+        assert_eq!(TokenCache::tail("ab"), (0, u64::from_le_bytes(*b"\0\0\0\0\0\0ab")), "a short token is padded in front");
+        assert_eq!(TokenCache::tail(""), (0, 0));
     }
 
     #[test]
     fn only_the_same_token_hits() {
-        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
+        let mut cache = TokenCache::new(CacheLimits::default());
         let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl";
-        let hash = cache.hash_token(token);
-        cache.insert(0, hash, token, 0, verified(1000), 10, 100);
-        // Every byte before the hashed ones, changed: same hash, another token.
-        for index in 0..token.len() - HASHED_BYTES {
+        let tail = TokenCache::tail(token);
+        cache.insert(0, tail, token, 0, verified(1000), 10, 100);
+        // Every byte before the tail, changed: the same tail, another token.
+        for index in 0..token.len() - TAIL_BYTES {
             let mut changed = String::from(token);
             changed.replace_range(index..=index, if &token[index..=index] == "e" { "f" } else { "e" });
-            assert_eq!(cache.hash_token(&changed), hash);
-            assert!(!cache.contains(0, &hash, &changed), "byte {index}");
-            assert!(cache.get(0, &hash, &changed, 0, 200).is_none(), "byte {index}");
+            assert_eq!(TokenCache::tail(&changed), tail);
+            assert!(!cache.contains(0, &tail, &changed), "byte {index}");
+            assert!(cache.get(0, &tail, &changed, 0, 200).is_none(), "byte {index}");
         }
         let longer = alloc::format!("x{token}");
-        assert!(cache.get(0, &cache.hash_token(&longer), &longer, 0, 200).is_none(), "one more byte in front");
-        assert!(cache.get(0, &hash, token, 0, 200).is_some(), "the cached token stays");
-        assert_eq!(cache.take_stats(), CacheStats { hits: 1, misses: 1 + (token.len() - HASHED_BYTES) as u64 });
+        assert!(cache.get(0, &TokenCache::tail(&longer), &longer, 0, 200).is_none(), "one more byte in front");
+        assert!(cache.get(0, &tail, token, 0, 200).is_some(), "the cached token stays");
+        assert_eq!(cache.take_stats(), CacheStats { hits: 1, misses: 1 + (token.len() - TAIL_BYTES) as u64 });
         let replacement = String::from(token).replacen("eyJz", "eyJ0", 1);
-        cache.insert(0, hash, &replacement, 0, verified(1000), 10, 100);
-        assert_eq!(cache.len(), 1, "a token with the same hash replaces the entry");
-        assert!(cache.get(0, &hash, token, 0, 200).is_none());
-        assert!(cache.get(0, &hash, &replacement, 0, 200).is_some());
+        cache.insert(0, tail, &replacement, 0, verified(1000), 10, 100);
+        assert_eq!(cache.len(), 1, "a token with the same tail replaces the entry");
+        assert!(cache.get(0, &tail, token, 0, 200).is_none());
+        assert!(cache.get(0, &tail, &replacement, 0, 200).is_some());
     }
 
     #[test]
     fn match_expires_when_entry_replaced() {
-        let mut cache = TokenCache::new(CacheLimits::default(), HASH_KEY);
-        cache.insert(0, hash(1), &text(1), 0, verified(1000), 10, 100);
-        let matched = cache.find(0, &hash(1), &text(1));
+        let mut cache = TokenCache::new(CacheLimits::default());
+        cache.insert(0, tail(1), &text(1), 0, verified(1000), 10, 100);
+        let matched = cache.find(0, &tail(1), &text(1));
         assert!(matched.is_some());
-        assert_eq!(cache.find(0, &hash(1), &text(2)), None, "another token with the same hash");
+        assert_eq!(cache.find(0, &tail(1), &text(2)), None, "another token with the same hash");
         assert!(cache.get_matched(matched, 0, 200).is_some());
-        cache.insert(0, hash(1), &text(2), 0, verified(1000), 10, 100);
+        cache.insert(0, tail(1), &text(2), 0, verified(1000), 10, 100);
         assert!(cache.get_matched(matched, 0, 200).is_none(), "the entry was replaced since");
         assert!(cache.get_matched(None, 0, 200).is_none());
         assert_eq!(cache.take_stats(), CacheStats { hits: 1, misses: 2 });
-        assert!(cache.get_matched(cache.find(0, &hash(1), &text(2)), 0, 200).is_some());
+        assert!(cache.get_matched(cache.find(0, &tail(1), &text(2)), 0, 200).is_some());
     }
 
     #[test]
@@ -523,21 +512,21 @@ mod tests {
 
     #[test]
     fn eviction_follows_last_use() {
-        let mut cache = TokenCache::new(CacheLimits { max_entries: 3, max_bytes: DEFAULT_MAX_BYTES }, HASH_KEY);
+        let mut cache = TokenCache::new(CacheLimits { max_entries: 3, max_bytes: DEFAULT_MAX_BYTES });
         let token = verified(1000);
         for n in 1..=3 {
-            cache.insert(0, hash(n), &text(n), 0, Arc::clone(&token), 10, 100);
+            cache.insert(0, tail(n), &text(n), 0, Arc::clone(&token), 10, 100);
         }
         // Last uses, oldest first: 2, 3, 1, then 2 again.
         for n in [2, 3, 1, 2] {
-            assert!(cache.get(0, &hash(n), &text(n), 0, 100).is_some());
+            assert!(cache.get(0, &tail(n), &text(n), 0, 100).is_some());
         }
-        cache.insert(0, hash(4), &text(4), 0, Arc::clone(&token), 10, 100);
-        assert!(!cache.contains(0, &hash(3), &text(3)), "3 was used least recently");
-        cache.insert(0, hash(5), &text(5), 0, Arc::clone(&token), 10, 100);
-        assert!(!cache.contains(0, &hash(1), &text(1)), "then 1");
+        cache.insert(0, tail(4), &text(4), 0, Arc::clone(&token), 10, 100);
+        assert!(!cache.contains(0, &tail(3), &text(3)), "3 was used least recently");
+        cache.insert(0, tail(5), &text(5), 0, Arc::clone(&token), 10, 100);
+        assert!(!cache.contains(0, &tail(1), &text(1)), "then 1");
         for n in [2, 4, 5] {
-            assert!(cache.contains(0, &hash(n), &text(n)), "{n} stays");
+            assert!(cache.contains(0, &tail(n), &text(n)), "{n} stays");
         }
         assert_eq!(cache.len(), 3);
     }

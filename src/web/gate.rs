@@ -42,7 +42,7 @@ use crate::revocation::MAX_LIST_BYTES;
 
 #[wasm_bindgen]
 extern "C" {
-    /// `crypto.getRandomValues`, for the nonce secret and the token cache's hash key.
+    /// `crypto.getRandomValues`, for the nonce secret.
     #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues, catch)]
     fn get_random_values(buffer: &mut [u8]) -> Result<JsValue, JsValue>;
 }
@@ -239,14 +239,7 @@ impl WebGate {
             // Without randomness no nonce can be issued; providers with nonces fail closed.
             nonce_secret.clear();
         }
-        let mut hash_key = [0u8; crate::gate::cache::HASH_KEY_BYTES];
-        let cache = if get_random_values(&mut hash_key).is_ok() {
-            TokenCache::new(gate.cache_limits, hash_key)
-        } else {
-            // A guessable key would let a client build a token that hits a cached entry,
-            // so without randomness every token is verified in full.
-            TokenCache::disabled()
-        };
+        let cache = TokenCache::new(gate.cache_limits);
         Ok(Self {
             gate,
             remote,
