@@ -1014,4 +1014,100 @@ mod tests {
         assert_eq!(percent_decode("a%2"), None);
         assert_eq!(percent_decode("%ff"), None);
     }
+
+    /// Signs an HS256 token with `secret`.
+    fn hs256(secret: &[u8], claims: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let header = Base64UrlUnpadded::encode_string(br#"{"alg":"HS256"}"#);
+        let input = alloc::format!("{header}.{}", Base64UrlUnpadded::encode_string(claims.as_bytes()));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(input.as_bytes());
+        alloc::format!("{input}.{}", Base64UrlUnpadded::encode_string(&mac.finalize().into_bytes()))
+    }
+
+    const SECRET_A: &[u8] = b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const SECRET_B: &[u8] = b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+
+    /// Two HS256 providers with different keys that read the same places, and a rule for
+    /// each, for either and for both.
+    fn two_provider_gate() -> Gate {
+        let key_a = Base64UrlUnpadded::encode_string(SECRET_A);
+        let key_b = Base64UrlUnpadded::encode_string(SECRET_B);
+        let provider = |key: &str| {
+            alloc::format!(
+                r#"{{"algorithms":["HS256"],"local_jwks":{{"inline":{{"keys":[{{"kty":"oct","k":"{key}"}}]}}}},"from_params":["t"],"from_cookies":["c"],"from_headers":[{{"name":"authorization","value_prefix":"Bearer "}}]}}"#
+            )
+        };
+        let json = alloc::format!(
+            r#"{{"providers":{{"a":{},"b":{}}},"rules":[
+                {{"match":{{"prefix":"/a"}},"requires":{{"provider_name":"a"}}}},
+                {{"match":{{"prefix":"/b"}},"requires":{{"provider_name":"b"}}}},
+                {{"match":{{"prefix":"/either"}},"requires":{{"requires_any":{{"requirements":[{{"provider_name":"b"}},{{"provider_name":"a"}}]}}}}}},
+                {{"match":{{"prefix":"/both"}},"requires":{{"requires_all":{{"requirements":[{{"provider_name":"a"}},{{"provider_name":"b"}}]}}}}}}]}}"#,
+            provider(&key_a),
+            provider(&key_b)
+        );
+        Gate::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn allowed_at(gate: &Gate, cache: &mut TokenCache, path: &str, headers: &[(&str, &str)], now: u64) -> bool {
+        let request = RequestParts { method: "GET", path, scheme: "https", authority: "api.example", headers };
+        matches!(gate.decide_with_cache(request, &mut NoRemoteKeys, cache, now, true), Decision::Allow(_))
+    }
+
+    #[test]
+    fn cached_token_stays_with_its_provider() {
+        let gate = two_provider_gate();
+        let mut cache = TokenCache::new(gate.cache_limits);
+        let token = hs256(SECRET_A, r#"{"sub":"user","exp":5000}"#);
+        let authorization = bearer(&token);
+        let headers = [("authorization", authorization.as_str())];
+        // The first round verifies and stores; the next ones hit.
+        for _ in 0..3 {
+            assert!(allowed_at(&gate, &mut cache, "/a", &headers, 1000));
+            assert!(!allowed_at(&gate, &mut cache, "/b", &headers, 1000), "b's key did not sign it");
+            assert!(allowed_at(&gate, &mut cache, "/either", &headers, 1000));
+            assert!(!allowed_at(&gate, &mut cache, "/both", &headers, 1000));
+        }
+        assert!(cache.take_stats().hits >= 4);
+        assert!(!allowed_at(&gate, &mut cache, "/a", &headers, 6000), "expired");
+    }
+
+    #[test]
+    fn forgeries_sharing_the_tail_are_rejected() {
+        let gate = two_provider_gate();
+        let mut cache = TokenCache::new(gate.cache_limits);
+        let token = hs256(SECRET_A, r#"{"sub":"user","exp":5000}"#);
+        let authorization = bearer(&token);
+        let headers = [("authorization", authorization.as_str())];
+        assert!(allowed_at(&gate, &mut cache, "/a", &headers, 1000));
+
+        let payload_at = token.find('.').unwrap();
+        let signature_at = token.rfind('.').unwrap();
+        let admin_claims = Base64UrlUnpadded::encode_string(br#"{"sub":"admin","exp":5000}"#);
+        let none_header = Base64UrlUnpadded::encode_string(br#"{"alg":"none"}"#);
+        let forgeries = [
+            alloc::format!("{}.{admin_claims}{}", &token[..payload_at], &token[signature_at..]),
+            alloc::format!("x{token}"),
+            alloc::format!("{}{}", &token[..token.len() - 17], &token[token.len() - 16..]),
+            String::from(&token[token.len() - 16..]),
+            alloc::format!("{none_header}.{}", &token[payload_at + 1..]),
+        ];
+        for forged in &forgeries {
+            assert_eq!(TokenCache::tail(forged), TokenCache::tail(&token));
+            let forged_authorization = bearer(forged);
+            let forged_headers = [("authorization", forged_authorization.as_str())];
+            for path in ["/a", "/b", "/either", "/both"] {
+                assert!(!allowed_at(&gate, &mut cache, path, &forged_headers, 1000), "{path} {forged}");
+            }
+            let in_query = alloc::format!("/a?t={forged}");
+            assert!(!allowed_at(&gate, &mut cache, &in_query, &[], 1000), "query {forged}");
+            let cookie = alloc::format!("c={forged}");
+            assert!(!allowed_at(&gate, &mut cache, "/a", &[("cookie", cookie.as_str())], 1000), "cookie {forged}");
+        }
+        cache.take_stats();
+        assert!(allowed_at(&gate, &mut cache, "/a", &headers, 1000));
+        assert_eq!(cache.take_stats().hits, 1, "the forgeries left the cached entry in place");
+    }
+
 }

@@ -17,7 +17,7 @@ mod filter;
 mod introspection;
 mod keys;
 mod metrics;
-#[cfg(any(target_family = "wasm", test))]
+#[cfg(any(all(target_family = "wasm", not(target_feature = "atomics")), test))]
 mod pool;
 mod revocation;
 mod shared;
@@ -27,8 +27,9 @@ use alloc::vec::Vec;
 use filter::with_filter;
 
 /// Small blocks come from free lists by size class (see [`pool`]); only the filter
-/// module uses it, not native builds with this feature.
-#[cfg(target_family = "wasm")]
+/// module uses it, not native builds with this feature. The lists take no lock, so a
+/// build with wasm threads keeps std's allocator.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 #[global_allocator]
 static ALLOCATOR: pool::Pool = pool::Pool::new();
 

@@ -52,7 +52,8 @@ pub struct Pool {
     heads: UnsafeCell<[*mut u8; CLASSES]>,
 }
 
-// SAFETY: wasm32-wasip1 modules run on one thread; the filter is not built with threads.
+// SAFETY: the pool is the allocator only of wasm builds without the atomics feature,
+// which run on one thread.
 unsafe impl Sync for Pool {}
 
 impl Pool {
