@@ -57,7 +57,7 @@ pub struct JwtCacheConfig {
     /// so that a number too large for a 32-bit `usize` fails the range check, with the same
     /// message on every target.
     pub jwt_cache_size: Option<u64>,
-    /// Maximum estimated bytes of cached claims. Default 1 MiB.
+    /// Maximum estimated bytes of cached tokens and their claims. Default 1 MiB.
     pub max_bytes: Option<u64>,
 }
 
