@@ -1,9 +1,8 @@
 //! SipHash-2-4 with a 128-bit output, the keyed hash that names the entries of the
-//! verified-token cache and the introspection cache.
+//! introspection cache: it hashes a token's SHA-256 digest under a random key.
 //!
-//! A cache hit hashes the whole token, so this runs on every request. In the Envoy filter,
-//! which is built for size, a general hasher's rounds stay function calls. Here the rounds
-//! are written out, and one call hashes a whole byte string.
+//! In the Envoy filter, which is built for size, a general hasher's rounds stay function
+//! calls. Here the rounds are written out, and one call hashes a whole byte string.
 //! The output, as little-endian bytes, equals the `siphasher` crate's
 //! `SipHasher24::finish128().as_bytes()` after one `write` of the same bytes; the tests
 //! compare them. It is returned as two integers, which the caches' B-trees compare in

@@ -3,9 +3,9 @@
 //!
 //! A request with a cached token allocates and frees about a dozen small blocks (the
 //! header map, the decision, the claim header). In a profile of the size-tuned build,
-//! dlmalloc took about a sixth of the filter's own time per request. Here a freed block of
-//! at most [`LARGEST_CLASS`] bytes goes to the front of the list of its class, and the next
-//! allocation of that class takes it back in a few instructions.
+//! dlmalloc took about a sixth of the filter's own time per request. Here a freed block
+//! of at most [`MAX_CLASS_BYTES`] bytes goes to the front of the list of its class, and
+//! the next allocation of that class takes it back in a few instructions.
 //!
 //! Classes are powers of two from 16 bytes up, so a block may be up to twice its request.
 //! Blocks in a list stay there: the filter's linear memory never shrinks anyway, and a
@@ -19,30 +19,30 @@ use core::ptr::null_mut;
 use std::alloc::System;
 
 /// Size of the smallest class; a free block holds the link to the next one.
-const SMALLEST_SHIFT: u32 = 4;
+const MIN_CLASS_SHIFT: u32 = 4;
 
 /// Number of classes: 16, 32, …, 2048 bytes.
 const CLASSES: usize = 8;
 
 /// Size of the largest class, in bytes.
-pub const LARGEST_CLASS: usize = 1 << (SMALLEST_SHIFT as usize + CLASSES - 1);
+pub const MAX_CLASS_BYTES: usize = 1 << (MIN_CLASS_SHIFT as usize + CLASSES - 1);
 
 /// Alignment of every block of a class, the one std's allocator gives `malloc` blocks.
 const CLASS_ALIGN: usize = 8;
 
 /// Returns the class of a layout, or `None` when std's allocator serves it.
 fn class(layout: Layout) -> Option<usize> {
-    if layout.size() > LARGEST_CLASS || layout.align() > CLASS_ALIGN {
+    if layout.size() > MAX_CLASS_BYTES || layout.align() > CLASS_ALIGN {
         return None;
     }
-    let rounded = layout.size().max(1 << SMALLEST_SHIFT).next_power_of_two();
-    Some((rounded.trailing_zeros() - SMALLEST_SHIFT) as usize)
+    let rounded = layout.size().max(1 << MIN_CLASS_SHIFT).next_power_of_two();
+    Some((rounded.trailing_zeros() - MIN_CLASS_SHIFT) as usize)
 }
 
 /// Returns the layout in which std's allocator holds the blocks of class `class`.
 fn class_layout(class: usize) -> Layout {
-    // The size is a power of two up to LARGEST_CLASS and the alignment 8: always valid.
-    Layout::from_size_align(1 << (class + SMALLEST_SHIFT as usize), CLASS_ALIGN).unwrap_or(Layout::new::<u64>())
+    // The size is a power of two up to MAX_CLASS_BYTES and the alignment 8: always valid.
+    Layout::from_size_align(1 << (class + MIN_CLASS_SHIFT as usize), CLASS_ALIGN).unwrap_or(Layout::new::<u64>())
 }
 
 /// Free lists of small blocks in front of std's allocator.
@@ -142,10 +142,10 @@ mod tests {
         assert_eq!(class(layout(1)), Some(0));
         assert_eq!(class(layout(16)), Some(0));
         assert_eq!(class(layout(17)), Some(1));
-        assert_eq!(class(layout(LARGEST_CLASS)), Some(CLASSES - 1));
-        assert_eq!(class(layout(LARGEST_CLASS + 1)), None);
+        assert_eq!(class(layout(MAX_CLASS_BYTES)), Some(CLASSES - 1));
+        assert_eq!(class(layout(MAX_CLASS_BYTES + 1)), None);
         assert_eq!(class(Layout::from_size_align(64, 16).unwrap()), None);
-        for size in 1..=LARGEST_CLASS {
+        for size in 1..=MAX_CLASS_BYTES {
             let class = class(layout(size)).unwrap();
             assert!(class_layout(class).size() >= size);
             assert!(class == 0 || class_layout(class - 1).size() < size, "{size} is in a larger class than needed");

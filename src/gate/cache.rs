@@ -4,9 +4,9 @@
 //! presented token equals it, compared in full and in constant time. Entries are found
 //! by the provider and the token's last [`TAIL_BYTES`] bytes, the end of its signature.
 //! Two tokens may end alike: the comparison finds them different, and the lookup misses.
-//! Naming entries by a keyed hash of the whole token instead took a sixth of the Envoy
-//! filter's time per request with a cached token; the comparison reads each byte once,
-//! eight at a time.
+//! Naming entries by a keyed hash of the whole token instead took 13 to 16 % of the
+//! size-tuned Envoy filter's time per cached-token request in a profile. The comparison
+//! reads each byte once, eight at a time.
 //! An entry records the version of the key set that verified it and is used only while
 //! that version is served. A key rotation therefore re-verifies every cached token.
 //! Entries are dropped at the token's `exp`, and a hit still runs the policy's time
@@ -309,7 +309,7 @@ impl TokenCache {
 }
 
 /// Returns whether two tokens are equal, in a time that depends only on their lengths,
-/// so that timing tells a client nothing about a cached token's bytes.
+/// so that timing reveals nothing to a client about a cached token's bytes.
 fn same_token(stored: &str, presented: &str) -> bool {
     let (stored, presented) = (stored.as_bytes(), presented.as_bytes());
     if stored.len() != presented.len() {
